@@ -1,0 +1,121 @@
+//! Stable error codes. A code, once published, keeps its meaning: scripts and API clients match on it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, as a stable kebab-case code shared by the CLI, the API and job records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// A command-line or request argument is malformed (e.g. a zero interval).
+    InvalidArgument,
+    /// The input path does not exist or cannot be opened.
+    InputNotFound,
+    /// The extension or the real container is not one Vidsnap accepts.
+    UnsupportedFormat,
+    /// The content is not a video at all: empty, text, audio-only formats, garbage.
+    NotAVideo,
+    /// The container is readable but holds no video stream (cover art does not count).
+    NoVideoStream,
+    /// The container is readable but its video cannot be decoded, or has no duration at all.
+    CorruptInput,
+    /// The file is larger than the configured limit.
+    TooLarge,
+    /// The video is longer than the configured limit.
+    TooLong,
+    /// The picture is wider or taller than the configured limit.
+    DimensionsTooLarge,
+    /// `ffmpeg` or `ffprobe` is not installed or not executable.
+    FfmpegMissing,
+    /// A media tool ran past the time allowed for this input.
+    Timeout,
+    /// Writing an output failed (disk full, permissions).
+    OutputFailed,
+    /// The run was interrupted (Ctrl-C, shutdown) before it finished; nothing was published.
+    Interrupted,
+    /// A bug or an unexpected condition; the message says what, the logs say more.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and exhaustive tests.
+    pub const ALL: [ErrorCode; 14] = [
+        Self::InvalidArgument,
+        Self::InputNotFound,
+        Self::UnsupportedFormat,
+        Self::NotAVideo,
+        Self::NoVideoStream,
+        Self::CorruptInput,
+        Self::TooLarge,
+        Self::TooLong,
+        Self::DimensionsTooLarge,
+        Self::FfmpegMissing,
+        Self::Timeout,
+        Self::OutputFailed,
+        Self::Interrupted,
+        Self::Internal,
+    ];
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid-argument",
+            Self::InputNotFound => "input-not-found",
+            Self::UnsupportedFormat => "unsupported-format",
+            Self::NotAVideo => "not-a-video",
+            Self::NoVideoStream => "no-video-stream",
+            Self::CorruptInput => "corrupt-input",
+            Self::TooLarge => "too-large",
+            Self::TooLong => "too-long",
+            Self::DimensionsTooLarge => "dimensions-too-large",
+            Self::FfmpegMissing => "ffmpeg-missing",
+            Self::Timeout => "timeout",
+            Self::OutputFailed => "output-failed",
+            Self::Interrupted => "interrupted",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Whether the same input could succeed on another attempt. Bad input never can.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::Timeout | Self::OutputFailed | Self::Interrupted | Self::Internal
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_and_as_str_agree() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ErrorCode = serde_json::from_str(&json).expect("deserialize");
+            assert_eq!(back, code);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_never_transient() {
+        for code in [
+            ErrorCode::UnsupportedFormat,
+            ErrorCode::NotAVideo,
+            ErrorCode::NoVideoStream,
+            ErrorCode::CorruptInput,
+            ErrorCode::TooLarge,
+        ] {
+            assert!(!code.is_transient(), "{code}");
+        }
+    }
+}

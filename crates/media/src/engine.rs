@@ -1,0 +1,207 @@
+//! The engine's front door: configuration, probing and validation.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use vidsnap_domain::Limits;
+
+use crate::{
+    MediaError,
+    probe::{self, DurationSource, Probe},
+    runner::{Invocation, ProcessRunner},
+    validate::{self, Verdict},
+};
+
+/// How the engine finds its tools and bounds its work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The `ffprobe` program (name on `PATH` or a path).
+    pub ffprobe: PathBuf,
+    /// At most this many media processes at once, across all jobs of this process.
+    pub max_processes: usize,
+    /// Where per-run scratch directories go; the system temp directory when unset.
+    pub temp_dir: Option<PathBuf>,
+    /// Every media process gets `base_timeout_seconds` plus this many seconds per second of video.
+    pub timeout_per_video_second: f64,
+    pub base_timeout_seconds: u64,
+    pub limits: Limits,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            ffprobe: PathBuf::from("ffprobe"),
+            max_processes: std::thread::available_parallelism().map_or(2, usize::from),
+            temp_dir: None,
+            timeout_per_video_second: 2.0,
+            base_timeout_seconds: 60,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The program (and leading arguments) that runs [`crate::extract::child_main`]: the `vidsnap`
+/// binary itself with its hidden `internal-extract` subcommand.
+#[derive(Debug, Clone)]
+pub struct ExtractorCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+/// A probe with its validation verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub file: PathBuf,
+    /// `None` when the file was refused before it could be probed (extension, size, unreadable).
+    pub probe: Option<Probe>,
+    pub verdict: Verdict,
+}
+
+/// Probes, validates and extracts. Cheap to clone; clones share the process bound.
+#[derive(Debug, Clone)]
+pub struct MediaEngine {
+    pub(crate) config: MediaConfig,
+    pub(crate) runner: ProcessRunner,
+    pub(crate) extractor: ExtractorCommand,
+}
+
+impl MediaEngine {
+    pub fn new(config: MediaConfig, extractor: ExtractorCommand) -> Self {
+        let runner = ProcessRunner::new(config.max_processes);
+        Self {
+            config,
+            runner,
+            extractor,
+        }
+    }
+
+    pub fn config(&self) -> &MediaConfig {
+        &self.config
+    }
+
+    /// The time allowed to a media process on a video of `duration` seconds.
+    pub(crate) fn timeout_for(&self, duration: f64) -> Duration {
+        Duration::from_secs(self.config.base_timeout_seconds)
+            + Duration::from_secs_f64(duration.max(0.0) * self.config.timeout_per_video_second)
+    }
+
+    /// Runs ffprobe on `input`. A file ffprobe cannot read is `not-a-video`.
+    pub async fn probe(&self, input: &Path) -> Result<Probe, MediaError> {
+        let size = file_size(input).await?;
+        // Reading a header is quick whatever the size; the allowance covers slow disks.
+        let timeout = self.timeout_for(size as f64 / 50e6);
+        let invocation = Invocation::new(&self.config.ffprobe, "FFPROBE", timeout)
+            .args(["-v", "error", "-hide_banner", "-print_format", "json"])
+            .args(["-show_format", "-show_streams"])
+            .arg(file_url(input));
+        let mut running = self.runner.start(invocation).await?;
+        let mut json = String::new();
+        while let Some(line) = running.next_line().await? {
+            json.push_str(&line);
+            json.push('\n');
+        }
+        let finished = running.wait().await?;
+        if !finished.status.success() {
+            let reason = finished.stderr_tail.lines().last().unwrap_or("unreadable").to_owned();
+            return Err(MediaError::rejected(
+                vidsnap_domain::ErrorCode::NotAVideo,
+                format!("not a video FFmpeg can read ({})", strip_path(&reason, input)),
+            ));
+        }
+        let mut probe = probe::parse(json.as_bytes())
+            .map_err(|e| MediaError::Internal(format!("unexpected ffprobe output: {e}")))?;
+        if probe.duration.is_none() && probe.video().is_some() {
+            probe.duration = self.duration_from_packets(input, &probe).await?;
+            probe.duration_source = probe.duration.map(|_| DurationSource::Packets);
+        }
+        Ok(probe)
+    }
+
+    /// When neither the container nor the stream states a duration, the last video packet does.
+    async fn duration_from_packets(&self, input: &Path, probe: &Probe) -> Result<Option<f64>, MediaError> {
+        let timeout = self.timeout_for(probe.size_bytes as f64 / 5e6);
+        let invocation = Invocation::new(&self.config.ffprobe, "FFPROBE", timeout)
+            .args(["-v", "error", "-hide_banner", "-select_streams", "v:0"])
+            .args(["-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0"])
+            .arg(file_url(input));
+        let csv = self.runner.output(invocation).await?;
+        Ok(probe::duration_from_packets(
+            &String::from_utf8_lossy(&csv),
+            probe.start_time,
+        ))
+    }
+
+    /// Probes and validates: the verdict every caller (CLI, API, worker) acts on. Errors are
+    /// reserved for what is not the input's fault (missing tools, timeouts) and a missing file.
+    pub async fn inspect(&self, input: &Path) -> Result<Inspection, MediaError> {
+        let limits = &self.config.limits;
+        let name = input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let refuse = |error: MediaError, probe: Option<Probe>| Inspection {
+            file: input.to_path_buf(),
+            probe,
+            verdict: Verdict::reject(&error),
+        };
+        if let Err(e) = validate::check_file_name(&name, limits) {
+            return Ok(refuse(e, None));
+        }
+        let size = file_size(input).await?;
+        if let Err(e) = validate::check_size(size, limits) {
+            return Ok(refuse(e, None));
+        }
+        let probe = match self.probe(input).await {
+            Ok(probe) => probe,
+            Err(e @ MediaError::Rejected { .. }) => return Ok(refuse(e, None)),
+            Err(e) => return Err(e),
+        };
+        let verdict = match validate::check_probe(&probe, limits) {
+            Ok(container) => Verdict::accept(container),
+            Err(e) => Verdict::reject(&e),
+        };
+        Ok(Inspection {
+            file: input.to_path_buf(),
+            probe: Some(probe),
+            verdict,
+        })
+    }
+}
+
+async fn file_size(input: &Path) -> Result<u64, MediaError> {
+    let metadata = tokio::fs::metadata(input).await.map_err(|e| {
+        MediaError::rejected(
+            vidsnap_domain::ErrorCode::InputNotFound,
+            format!("cannot read {}: {e}", input.display()),
+        )
+    })?;
+    if !metadata.is_file() {
+        return Err(MediaError::rejected(
+            vidsnap_domain::ErrorCode::InputNotFound,
+            format!("{} is not a file", input.display()),
+        ));
+    }
+    Ok(metadata.len())
+}
+
+/// `file:` keeps a name that starts with `-` or contains `:` from being read as an option or a
+/// protocol (`concat:`, `http:`).
+pub(crate) fn file_url(input: &Path) -> OsString {
+    let absolute = std::path::absolute(input).unwrap_or_else(|_| input.to_path_buf());
+    let mut url = OsString::from("file:");
+    url.push(absolute.as_os_str());
+    url
+}
+
+/// ffprobe prefixes messages with the path; the user already knows which file it was.
+fn strip_path(message: &str, input: &Path) -> String {
+    let url = file_url(input).to_string_lossy().into_owned();
+    message
+        .replace(&format!("{url}: "), "")
+        .replace(&url, "the file")
+}

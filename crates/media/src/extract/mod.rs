@@ -1,0 +1,224 @@
+//! Frame extraction with the FFmpeg libraries, run inside a child process.
+//!
+//! Decoding untrusted files in-process is fast (no process per frame, no wasted decoding) but a
+//! decoder crash or hang must end one job, not its caller, so this code only ever runs in a child
+//! (`vidsnap internal-extract`), started by [`crate::frames`] through the process runner. The
+//! parent writes an [`ExtractSpec`] as JSON to the child's stdin; the child writes one [`Event`]
+//! per JSON line to stdout as each frame lands on disk, which is what drives progress.
+//!
+//! - [`source`]: the demux/decode cursor that finds the frame for each target time.
+//! - [`image`]: rotation, scaling, pixel-format conversion and image encoding.
+
+mod image;
+mod source;
+
+use std::{
+    io::{self, BufRead, Read, Write},
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use serde::{Deserialize, Serialize};
+use vidsnap_domain::{ErrorCode, FrameMode, ImageFormat, Quality};
+
+/// What the parent asks the child to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExtractSpec {
+    pub input: PathBuf,
+    /// Where the images are written; the parent owns and removes it.
+    pub out_dir: PathBuf,
+    /// Seconds from the container's start, ascending.
+    pub targets: Vec<f64>,
+    pub mode: FrameMode,
+    pub format: ImageFormat,
+    pub quality: Quality,
+    pub max_width: Option<u32>,
+    /// Clockwise degrees the picture is turned for display (from the probe).
+    pub rotation: u32,
+}
+
+/// One extracted frame, as listed in the zip's `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameRecord {
+    pub index: usize,
+    /// File name inside the zip (and inside `out_dir` while extracting).
+    pub file: String,
+    /// The target time, seconds from the start.
+    pub requested_time: f64,
+    /// The presentation time of the frame written, seconds from the start.
+    pub actual_time: f64,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+/// One line of the child's stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Frame(FrameRecord),
+    Error { code: ErrorCode, message: String },
+}
+
+/// A failure inside the child, with the code the parent will report.
+#[derive(Debug)]
+pub(crate) struct ExtractError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ExtractError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::CorruptInput, format!("{what}: {e}"))
+    }
+}
+
+/// `frame-000003_00-00-30.000.jpg`: the index keeps names in time order, the time is for people.
+pub fn frame_file_name(index: usize, requested_time: f64, format: ImageFormat) -> String {
+    let millis = (requested_time * 1000.0).round() as u64;
+    let (h, m, s, ms) = (
+        millis / 3_600_000,
+        millis / 60_000 % 60,
+        millis / 1000 % 60,
+        millis % 1000,
+    );
+    format!(
+        "frame-{index:06}_{h:02}-{m:02}-{s:02}.{ms:03}.{}",
+        format.extension()
+    )
+}
+
+/// The child's entry point: reads the spec from stdin, extracts, reports on stdout.
+pub fn child_main() -> ExitCode {
+    let mut input = String::new();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = io::stdin()
+        .lock()
+        .read_to_string(&mut input)
+        .map_err(|e| ExtractError::new(ErrorCode::Internal, format!("reading spec: {e}")))
+        .and_then(|_| {
+            serde_json::from_str::<ExtractSpec>(&input)
+                .map_err(|e| ExtractError::new(ErrorCode::Internal, format!("bad spec: {e}")))
+        })
+        .and_then(|spec| {
+            extract(&spec, &mut |record| {
+                emit(&mut out, &Event::Frame(record))
+                    .map_err(|e| ExtractError::new(ErrorCode::Internal, format!("stdout: {e}")))
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = emit(
+                &mut out,
+                &Event::Error {
+                    code: error.code,
+                    message: error.message,
+                },
+            );
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn emit(out: &mut impl Write, event: &Event) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, event)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Parses one stdout line of the child.
+pub fn parse_event(line: &str) -> Result<Event, serde_json::Error> {
+    serde_json::from_str(line.trim())
+}
+
+fn extract(
+    spec: &ExtractSpec,
+    on_frame: &mut dyn FnMut(FrameRecord) -> Result<(), ExtractError>,
+) -> Result<(), ExtractError> {
+    ffmpeg_next::init().map_err(|e| ExtractError::new(ErrorCode::Internal, e.to_string()))?;
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+    let mut source = source::Source::open(&spec.input, spec.mode)?;
+    let mut writer = image::ImageWriter::new(spec.format, spec.quality, spec.max_width, spec.rotation);
+    for (index, &target) in spec.targets.iter().enumerate() {
+        let Some(frame) = source.frame_at(target)? else {
+            return Err(ExtractError::new(
+                ErrorCode::CorruptInput,
+                "no frame of the video could be decoded",
+            ));
+        };
+        let file = frame_file_name(index, target, spec.format);
+        let path = spec.out_dir.join(&file);
+        let written = writer.write(&frame.frame, &path)?;
+        on_frame(FrameRecord {
+            index,
+            file,
+            requested_time: target,
+            actual_time: round_micros(frame.time),
+            width: written.width,
+            height: written.height,
+            bytes: written.bytes,
+        })?;
+    }
+    Ok(())
+}
+
+fn round_micros(seconds: f64) -> f64 {
+    (seconds * 1e6).round() / 1e6
+}
+
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExtractError> {
+    std::fs::write(path, bytes).map_err(|e| {
+        ExtractError::new(
+            ErrorCode::OutputFailed,
+            format!("writing {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Reads events from any line source; used by tests of the protocol.
+pub fn read_events(reader: impl BufRead) -> Vec<Event> {
+    reader
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| parse_event(&l).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_by_time() {
+        let names: Vec<String> = [0.0, 10.0, 60.0, 3600.5, 36000.0]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| frame_file_name(i, *t, ImageFormat::Jpg))
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert_eq!(names[3], "frame-000003_01-00-00.500.jpg");
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let line = r#"{"error":{"code":"corrupt-input","message":"x"}}"#;
+        assert!(matches!(
+            parse_event(line),
+            Ok(Event::Error {
+                code: ErrorCode::CorruptInput,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+//! The media engine: everything Vidsnap does to a video file, and the only place a process is
+//! spawned.
+//!
+//! # Layout
+//! - [`engine`]: configuration, [`MediaEngine::probe`] and [`MediaEngine::inspect`] (probe +
+//!   validation verdict).
+//! - [`frames`]: [`MediaEngine::extract_frames`]: targets, the extractor child, zip, thumbnail.
+//! - [`extract`]: the in-process FFmpeg-library decoder, which only ever runs inside a child
+//!   process (`vidsnap internal-extract`) so a hostile file can crash or hang one job, not us.
+//! - [`probe`]: ffprobe JSON into [`probe::Probe`], with the duration fallbacks.
+//! - [`validate`]: the acceptance rules shared by CLI, API and workers.
+//! - [`runner`]: the process runner: argv only, kill on drop, timeouts, a concurrency bound,
+//!   stderr tails.
+//! - `archive`, `workdir`: atomic publication of outputs and per-run scratch directories.
+
+mod archive;
+pub mod engine;
+mod error;
+pub mod extract;
+pub mod frames;
+pub mod probe;
+pub mod runner;
+pub mod validate;
+mod workdir;
+
+pub use engine::{ExtractorCommand, Inspection, MediaConfig, MediaEngine};
+pub use error::MediaError;
+pub use frames::{FramesOutput, FramesRequest, Manifest, Progress, Silent};
+pub use workdir::WorkDir;

@@ -1,0 +1,260 @@
+//! The one place Vidsnap starts a process.
+//!
+//! Invariants: argv only (never a shell); stdin is closed unless the caller feeds it; the child is
+//! killed when its handle is dropped (timeout, error, cancellation, panic); the child runs in its
+//! own process group so a terminal's Ctrl-C reaches only us and we decide how to stop it; at most
+//! `max_concurrent` children run at once; the last lines of stderr are kept for the error.
+
+use std::{
+    collections::VecDeque,
+    ffi::OsString,
+    process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines},
+    process::{Child, ChildStdout, Command},
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use crate::MediaError;
+
+/// How many stderr lines an error message carries.
+const STDERR_TAIL_LINES: usize = 12;
+
+/// A program to run: what, with which arguments, for how long.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Program path or name looked up on `PATH`.
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Bytes written to the child's stdin, which is then closed.
+    pub stdin: Option<Vec<u8>>,
+    /// Wall-clock limit for the whole run.
+    pub timeout: Duration,
+    /// The environment variable that overrides `program`, named in "not installed" errors.
+    pub override_env: &'static str,
+}
+
+impl Invocation {
+    pub fn new(program: impl Into<OsString>, override_env: &'static str, timeout: Duration) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            stdin: None,
+            timeout,
+            override_env,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn stdin(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    fn program_name(&self) -> String {
+        self.program.to_string_lossy().into_owned()
+    }
+}
+
+/// Spawns processes under a concurrency bound. Cheap to clone; clones share the bound.
+#[derive(Debug, Clone)]
+pub struct ProcessRunner {
+    permits: Arc<Semaphore>,
+}
+
+impl ProcessRunner {
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+        }
+    }
+
+    /// Runs to completion and returns stdout; a non-zero exit is [`MediaError::ToolFailed`]
+    /// carrying the stderr tail. Use [`ProcessRunner::start`] to interpret failures yourself.
+    pub async fn output(&self, invocation: Invocation) -> Result<Vec<u8>, MediaError> {
+        let mut running = self.start(invocation).await?;
+        let mut stdout = Vec::new();
+        let reader = running.stdout.take().map(BufReader::into_inner);
+        if let Some(mut reader) = reader {
+            let read = reader.read_to_end(&mut stdout);
+            running.within_deadline(read).await?.map_err(|e| {
+                MediaError::Internal(format!("reading {} output: {e}", running.program))
+            })?;
+        }
+        let finished = running.wait().await?;
+        finished.success_or_error()?;
+        Ok(stdout)
+    }
+
+    /// Starts a process whose stdout is read line by line while it runs.
+    pub async fn start(&self, invocation: Invocation) -> Result<Running, MediaError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| MediaError::Internal("process runner closed".into()))?;
+        let program = invocation.program_name();
+        let mut command = Command::new(&invocation.program);
+        command
+            .args(&invocation.args)
+            .stdin(if invocation.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("AV_LOG_FORCE_NOCOLOR", "1")
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                MediaError::ToolMissing {
+                    program: program.clone(),
+                    env: invocation.override_env,
+                }
+            }
+            _ => MediaError::Internal(format!("starting {program}: {e}")),
+        })?;
+        tracing::debug!(%program, args = ?invocation.args, "started");
+
+        if let (Some(bytes), Some(mut stdin)) = (invocation.stdin, child.stdin.take()) {
+            // A child that exits early closes its end; that surfaces as its exit status instead.
+            let _ = stdin.write_all(&bytes).await;
+        }
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_task = child.stderr.take().map(|stderr| {
+            let tail = Arc::clone(&tail);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    if tail.len() == STDERR_TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            })
+        });
+        let stdout = child.stdout.take().map(BufReader::new);
+        Ok(Running {
+            program,
+            child,
+            stdout,
+            lines: None,
+            stderr_task,
+            tail,
+            deadline: Instant::now() + invocation.timeout,
+            limit: invocation.timeout,
+            _permit: permit,
+        })
+    }
+}
+
+/// A started process. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Running {
+    program: String,
+    // Field order matters: the child is dropped (killed) before anything else is released.
+    child: Child,
+    stdout: Option<BufReader<ChildStdout>>,
+    lines: Option<Lines<BufReader<ChildStdout>>>,
+    stderr_task: Option<JoinHandle<()>>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    deadline: Instant,
+    limit: Duration,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Running {
+    async fn within_deadline<F: Future>(&self, future: F) -> Result<F::Output, MediaError> {
+        tokio::time::timeout_at(self.deadline, future)
+            .await
+            .map_err(|_| MediaError::Timeout {
+                program: self.program.clone(),
+                limit: self.limit,
+            })
+    }
+
+    /// The next stdout line, or `None` once stdout is closed.
+    pub async fn next_line(&mut self) -> Result<Option<String>, MediaError> {
+        if self.lines.is_none() {
+            match self.stdout.take() {
+                Some(stdout) => self.lines = Some(stdout.lines()),
+                None => return Ok(None),
+            }
+        }
+        let deadline = self.deadline;
+        let limit = self.limit;
+        let program = self.program.clone();
+        let Some(lines) = self.lines.as_mut() else {
+            return Ok(None);
+        };
+        tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .map_err(|_| MediaError::Timeout { program, limit })?
+            .map_err(|e| MediaError::Internal(format!("reading output: {e}")))
+    }
+
+    /// Waits for the exit and collects the stderr tail.
+    pub async fn wait(mut self) -> Result<Finished, MediaError> {
+        let status = tokio::time::timeout_at(self.deadline, self.child.wait())
+            .await
+            .map_err(|_| MediaError::Timeout {
+                program: self.program.clone(),
+                limit: self.limit,
+            })?
+            .map_err(|e| MediaError::Internal(format!("waiting for {}: {e}", self.program)))?;
+        if let Some(task) = self.stderr_task.take() {
+            // stderr closes when the process exits; a grandchild holding it is bounded by the deadline.
+            let _ = self.within_deadline(task).await;
+        }
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(Finished {
+            program: self.program.clone(),
+            status,
+            stderr_tail: tail.iter().cloned().collect::<Vec<_>>().join("\n"),
+        })
+    }
+}
+
+/// How a process ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub program: String,
+    pub status: ExitStatus,
+    /// The last lines the process wrote to stderr.
+    pub stderr_tail: String,
+}
+
+impl Finished {
+    pub fn success_or_error(self) -> Result<Self, MediaError> {
+        if self.status.success() {
+            Ok(self)
+        } else {
+            Err(self.into_error())
+        }
+    }
+
+    pub fn into_error(self) -> MediaError {
+        MediaError::ToolFailed {
+            program: self.program,
+            status: self.status.to_string(),
+            stderr_tail: self.stderr_tail,
+        }
+    }
+}
