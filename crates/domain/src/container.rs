@@ -103,7 +103,12 @@ impl std::str::FromStr for Container {
         Self::ALL
             .into_iter()
             .find(|c| c.extension().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| format!("unknown container {text:?}: use one of {}", Self::list(&Self::ALL)))
+            .ok_or_else(|| {
+                format!(
+                    "unknown container {text:?}: use one of {}",
+                    Self::list(&Self::ALL)
+                )
+            })
     }
 }
 

@@ -173,7 +173,9 @@ impl FromStr for ImageFormat {
             "jpg" | "jpeg" => Ok(Self::Jpg),
             "png" => Ok(Self::Png),
             "webp" => Ok(Self::Webp),
-            other => Err(format!("unknown image format {other:?}: use jpg, png or webp")),
+            other => Err(format!(
+                "unknown image format {other:?}: use jpg, png or webp"
+            )),
         }
     }
 }
@@ -280,8 +282,14 @@ mod tests {
         assert_eq!("1.5s".parse::<FrameInterval>().map(f64::from), Ok(1.5));
         assert_eq!("500ms".parse::<FrameInterval>().map(f64::from), Ok(0.5));
         assert_eq!("2m".parse::<FrameInterval>().map(f64::from), Ok(120.0));
-        assert_eq!("0s".parse::<FrameInterval>(), Err(IntervalError::NotPositive));
-        assert_eq!("-5s".parse::<FrameInterval>(), Err(IntervalError::NotPositive));
+        assert_eq!(
+            "0s".parse::<FrameInterval>(),
+            Err(IntervalError::NotPositive)
+        );
+        assert_eq!(
+            "-5s".parse::<FrameInterval>(),
+            Err(IntervalError::NotPositive)
+        );
         assert!(matches!(
             "ten".parse::<FrameInterval>(),
             Err(IntervalError::Malformed(_))

@@ -57,7 +57,11 @@ impl Archive {
     }
 
     /// Copies the file at `source` into the archive as `name`.
-    pub(crate) async fn add_file(&mut self, name: String, source: PathBuf) -> Result<(), MediaError> {
+    pub(crate) async fn add_file(
+        &mut self,
+        name: String,
+        source: PathBuf,
+    ) -> Result<(), MediaError> {
         self.with_writer(move |zip| {
             zip.start_file(name, options()).map_err(io::Error::other)?;
             let mut reader = BufReader::new(File::open(&source)?);

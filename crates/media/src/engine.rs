@@ -107,10 +107,18 @@ impl MediaEngine {
         }
         let finished = running.wait().await?;
         if !finished.status.success() {
-            let reason = finished.stderr_tail.lines().last().unwrap_or("unreadable").to_owned();
+            let reason = finished
+                .stderr_tail
+                .lines()
+                .last()
+                .unwrap_or("unreadable")
+                .to_owned();
             return Err(MediaError::rejected(
                 vidsnap_domain::ErrorCode::NotAVideo,
-                format!("not a video FFmpeg can read ({})", strip_path(&reason, input)),
+                format!(
+                    "not a video FFmpeg can read ({})",
+                    strip_path(&reason, input)
+                ),
             ));
         }
         let mut probe = probe::parse(json.as_bytes())
@@ -123,11 +131,20 @@ impl MediaEngine {
     }
 
     /// When neither the container nor the stream states a duration, the last video packet does.
-    async fn duration_from_packets(&self, input: &Path, probe: &Probe) -> Result<Option<f64>, MediaError> {
+    async fn duration_from_packets(
+        &self,
+        input: &Path,
+        probe: &Probe,
+    ) -> Result<Option<f64>, MediaError> {
         let timeout = self.timeout_for(probe.size_bytes as f64 / 5e6);
         let invocation = Invocation::new(&self.config.ffprobe, "FFPROBE", timeout)
             .args(["-v", "error", "-hide_banner", "-select_streams", "v:0"])
-            .args(["-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0"])
+            .args([
+                "-show_entries",
+                "packet=pts_time,duration_time",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(file_url(input));
         let csv = self.runner.output(invocation).await?;
         Ok(probe::duration_from_packets(

@@ -122,9 +122,13 @@ impl MediaEngine {
         };
         let spec_json =
             serde_json::to_vec(&spec).map_err(|e| MediaError::Internal(format!("spec: {e}")))?;
-        let invocation = Invocation::new(&self.extractor.program, "EXTRACTOR", self.timeout_for(duration))
-            .args(self.extractor.args.iter().cloned())
-            .stdin(spec_json);
+        let invocation = Invocation::new(
+            &self.extractor.program,
+            "EXTRACTOR",
+            self.timeout_for(duration),
+        )
+        .args(self.extractor.args.iter().cloned())
+        .stdin(spec_json);
         let mut child = self.runner.start(invocation).await?;
 
         let mut frames = Vec::with_capacity(targets.len());

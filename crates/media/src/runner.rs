@@ -41,7 +41,11 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    pub fn new(program: impl Into<OsString>, override_env: &'static str, timeout: Duration) -> Self {
+    pub fn new(
+        program: impl Into<OsString>,
+        override_env: &'static str,
+        timeout: Duration,
+    ) -> Self {
         Self {
             program: program.into(),
             args: Vec::new(),

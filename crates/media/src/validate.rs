@@ -72,7 +72,10 @@ pub fn check_file_name(file_name: &str, limits: &Limits) -> Result<Container, Me
 /// The size checks, made before probing.
 pub fn check_size(size_bytes: u64, limits: &Limits) -> Result<(), MediaError> {
     if size_bytes == 0 {
-        return Err(MediaError::rejected(ErrorCode::NotAVideo, "the file is empty"));
+        return Err(MediaError::rejected(
+            ErrorCode::NotAVideo,
+            "the file is empty",
+        ));
     }
     match limits.max_bytes {
         Some(max) if size_bytes > max => Err(MediaError::rejected(
@@ -98,7 +101,10 @@ pub fn check_probe(probe: &Probe, limits: &Limits) -> Result<Container, MediaErr
                     ErrorCode::UnsupportedFormat,
                     format!(
                         "the content is {}, which is not accepted ({})",
-                        probe.container_long_name.as_deref().unwrap_or(&probe.container),
+                        probe
+                            .container_long_name
+                            .as_deref()
+                            .unwrap_or(&probe.container),
                         Container::list(&limits.containers)
                     ),
                 )
@@ -107,7 +113,10 @@ pub fn check_probe(probe: &Probe, limits: &Limits) -> Result<Container, MediaErr
                     ErrorCode::NotAVideo,
                     format!(
                         "the content is {}, not a video",
-                        probe.container_long_name.as_deref().unwrap_or(&probe.container)
+                        probe
+                            .container_long_name
+                            .as_deref()
+                            .unwrap_or(&probe.container)
                     ),
                 )
             });

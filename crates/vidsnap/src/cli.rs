@@ -7,13 +7,19 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
-use vidsnap_domain::{Container, ErrorCode, FrameInterval, FrameMode, ImageFormat, Limits, Quality};
+use vidsnap_domain::{
+    Container, ErrorCode, FrameInterval, FrameMode, ImageFormat, Limits, Quality,
+};
 use vidsnap_media::{ExtractorCommand, MediaConfig, MediaEngine, MediaError};
 
 use crate::commands;
 
 #[derive(Debug, Parser)]
-#[command(name = "vidsnap", version, about = "Turn videos into frames, thumbnails and notifications.")]
+#[command(
+    name = "vidsnap",
+    version,
+    about = "Turn videos into frames, thumbnails and notifications."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +50,7 @@ pub(crate) struct ProbeArgs {
 pub(crate) struct FramesArgs {
     pub input: PathBuf,
     /// Time between frames: 10s, 1.5s, 500ms, 2m.
-    #[arg(long, default_value = "10s")]
+    #[arg(long, default_value = "10s", allow_hyphen_values = true)]
     pub every: FrameInterval,
     /// exact: the frame shown at each time; keyframe: the keyframe at or before it (faster).
     #[arg(long, default_value = "exact")]
@@ -70,7 +76,12 @@ pub(crate) struct FramesArgs {
 #[derive(Debug, Args)]
 struct MediaArgs {
     /// Accepted containers, comma-separated.
-    #[arg(long, global = true, env = "VIDSNAP_LIMITS__CONTAINERS", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "VIDSNAP_LIMITS__CONTAINERS",
+        value_delimiter = ','
+    )]
     containers: Option<Vec<Container>>,
     /// Largest accepted file in bytes (0 = no limit).
     #[arg(long, global = true, env = "VIDSNAP_LIMITS__MAX_BYTES")]
@@ -85,7 +96,12 @@ struct MediaArgs {
     #[arg(long, global = true, env = "VIDSNAP_LIMITS__MAX_HEIGHT")]
     limit_height: Option<u32>,
     /// The ffprobe program.
-    #[arg(long, global = true, env = "VIDSNAP_MEDIA__FFPROBE", default_value = "ffprobe")]
+    #[arg(
+        long,
+        global = true,
+        env = "VIDSNAP_MEDIA__FFPROBE",
+        default_value = "ffprobe"
+    )]
     ffprobe: PathBuf,
     /// Where per-run scratch directories go (default: the system temp directory).
     #[arg(long, global = true, env = "VIDSNAP_MEDIA__TEMP_DIR")]
@@ -111,10 +127,16 @@ impl MediaArgs {
                 Some(d) => Some(d),
                 None => defaults.max_duration_seconds,
             },
-            max_width: bound(self.limit_width.map(u64::from), defaults.max_width.map(u64::from))
-                .map(|n| n as u32),
-            max_height: bound(self.limit_height.map(u64::from), defaults.max_height.map(u64::from))
-                .map(|n| n as u32),
+            max_width: bound(
+                self.limit_width.map(u64::from),
+                defaults.max_width.map(u64::from),
+            )
+            .map(|n| n as u32),
+            max_height: bound(
+                self.limit_height.map(u64::from),
+                defaults.max_height.map(u64::from),
+            )
+            .map(|n| n as u32),
         };
         let mut config = MediaConfig {
             ffprobe: self.ffprobe.clone(),
@@ -151,7 +173,11 @@ pub(crate) fn run() -> ExitCode {
         Err(e) if wants_json && e.use_stderr() => {
             let message = e.kind().to_string();
             let detail = e.to_string();
-            let first = detail.lines().next().unwrap_or(&message).trim_start_matches("error: ");
+            let first = detail
+                .lines()
+                .next()
+                .unwrap_or(&message)
+                .trim_start_matches("error: ");
             print_failure(
                 true,
                 &Failure {
@@ -187,8 +213,14 @@ pub(crate) fn run() -> ExitCode {
     };
     let (json, outcome) = runtime.block_on(async {
         match cli.command {
-            Command::Probe(args) => (args.json, interruptible(commands::probe(&engine, args)).await),
-            Command::Frames(args) => (args.json, interruptible(commands::frames(&engine, args)).await),
+            Command::Probe(args) => (
+                args.json,
+                interruptible(commands::probe(&engine, args)).await,
+            ),
+            Command::Frames(args) => (
+                args.json,
+                interruptible(commands::frames(&engine, args)).await,
+            ),
             Command::InternalExtract => (false, Ok(ExitCode::SUCCESS)),
         }
     });

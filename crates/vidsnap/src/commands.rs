@@ -48,9 +48,10 @@ pub(crate) async fn frames(engine: &MediaEngine, args: FramesArgs) -> Result<Exi
     if args.json {
         println!("{}", to_json(&output)?);
     } else {
+        let count = output.manifest.frames.len();
         println!(
-            "{} frames -> {} ({} bytes)\nthumbnail -> {}",
-            output.manifest.frames.len(),
+            "{count} frame{} -> {} ({} bytes)\nthumbnail -> {}",
+            if count == 1 { "" } else { "s" },
             output.zip.display(),
             output.zip_bytes,
             output.thumbnail.display()
@@ -105,7 +106,12 @@ fn describe_probe(probe: &Probe) -> String {
         text.push_str(&format!("start time: {:.3} s\n", probe.start_time));
     }
     for s in &probe.streams {
-        let mut line = format!("stream #{}:  {} {}", s.index, s.kind, s.codec.as_deref().unwrap_or("?"));
+        let mut line = format!(
+            "stream #{}:  {} {}",
+            s.index,
+            s.kind,
+            s.codec.as_deref().unwrap_or("?")
+        );
         if let (Some(w), Some(h)) = (s.width, s.height) {
             line.push_str(&format!(" {w}x{h}"));
         }

@@ -18,8 +18,10 @@ impl FramesBar {
         };
         let bar = ProgressBar::with_draw_target(None, target);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} frames  {elapsed_precise}  ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:40.cyan/blue} {pos}/{len} frames  {elapsed_precise}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         Self { bar }
     }

@@ -37,7 +37,12 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ExtractError {
 }
 
 impl ImageWriter {
-    pub(crate) fn new(format: ImageFormat, quality: Quality, max_width: Option<u32>, rotation: u32) -> Self {
+    pub(crate) fn new(
+        format: ImageFormat,
+        quality: Quality,
+        max_width: Option<u32>,
+        rotation: u32,
+    ) -> Self {
         Self {
             format,
             quality,
@@ -88,20 +93,24 @@ impl ImageWriter {
             } else {
                 (1, 1)
             };
-            let pix = shape
-                .format
-                .descriptor()
-                .map(|d| d.name())
-                .ok_or_else(|| ExtractError::new(ErrorCode::CorruptInput, "unknown pixel format"))?;
+            let pix = shape.format.descriptor().map(|d| d.name()).ok_or_else(|| {
+                ExtractError::new(ErrorCode::CorruptInput, "unknown pixel format")
+            })?;
             let args = format!(
                 "video_size={}x{}:pix_fmt={pix}:time_base=1/1:pixel_aspect={sar_num}/{sar_den}",
                 shape.width, shape.height
             );
             let mut graph = filter::Graph::new();
-            let buffer = filter::find("buffer").ok_or_else(|| internal("filter", "no buffer source"))?;
-            let sink = filter::find("buffersink").ok_or_else(|| internal("filter", "no buffer sink"))?;
-            graph.add(&buffer, "in", &args).map_err(|e| internal("filter source", e))?;
-            graph.add(&sink, "out", "").map_err(|e| internal("filter sink", e))?;
+            let buffer =
+                filter::find("buffer").ok_or_else(|| internal("filter", "no buffer source"))?;
+            let sink =
+                filter::find("buffersink").ok_or_else(|| internal("filter", "no buffer sink"))?;
+            graph
+                .add(&buffer, "in", &args)
+                .map_err(|e| internal("filter source", e))?;
+            graph
+                .add(&sink, "out", "")
+                .map_err(|e| internal("filter sink", e))?;
             graph
                 .output("in", 0)
                 .and_then(|p| p.input("out", 0))
@@ -116,15 +125,28 @@ impl ImageWriter {
             .ok_or_else(|| internal("filter graph", "missing"))
     }
 
-    fn encoder_for(&mut self, width: u32, height: u32, format: Pixel) -> Result<&mut encoder::Video, ExtractError> {
-        if self.encoder.as_ref().is_none_or(|(w, h, _)| (*w, *h) != (width, height)) {
-            let id = match self.format {
-                ImageFormat::Jpg => codec::Id::MJPEG,
-                ImageFormat::Png => codec::Id::PNG,
-                ImageFormat::Webp => codec::Id::WEBP,
+    fn encoder_for(
+        &mut self,
+        width: u32,
+        height: u32,
+        format: Pixel,
+    ) -> Result<&mut encoder::Video, ExtractError> {
+        if self
+            .encoder
+            .as_ref()
+            .is_none_or(|(w, h, _)| (*w, *h) != (width, height))
+        {
+            let codec = match self.format {
+                ImageFormat::Jpg => encoder::find(codec::Id::MJPEG),
+                ImageFormat::Png => encoder::find(codec::Id::PNG),
+                // `libwebp_anim` also claims WebP but holds frames back for an animation.
+                ImageFormat::Webp => encoder::find_by_name("libwebp"),
             };
-            let codec = encoder::find(id).ok_or_else(|| {
-                internal("image encoder", format!("this FFmpeg has no {} encoder", self.format))
+            let codec = codec.ok_or_else(|| {
+                internal(
+                    "image encoder",
+                    format!("this FFmpeg has no {} encoder", self.format),
+                )
             })?;
             let mut video = codec::context::Context::new_with_codec(codec)
                 .encoder()
@@ -146,7 +168,9 @@ impl ImageWriter {
                 ImageFormat::Webp => options.set("quality", &self.quality.get().to_string()),
                 ImageFormat::Png => {}
             }
-            let opened = video.open_with(options).map_err(|e| internal("opening the image encoder", e))?;
+            let opened = video
+                .open_with(options)
+                .map_err(|e| internal("opening the image encoder", e))?;
             self.encoder = Some((width, height, opened));
         }
         self.encoder
@@ -155,22 +179,39 @@ impl ImageWriter {
             .ok_or_else(|| internal("image encoder", "missing"))
     }
 
-    pub(crate) fn write(&mut self, frame: &frame::Video, path: &Path) -> Result<Written, ExtractError> {
+    pub(crate) fn write(
+        &mut self,
+        frame: &frame::Video,
+        path: &Path,
+    ) -> Result<Written, ExtractError> {
         let mut filtered = frame::Video::empty();
         {
             let graph = self.graph_for(frame)?;
-            let mut source = graph.get("in").ok_or_else(|| internal("filter", "no source"))?;
-            source.source().add(frame).map_err(|e| internal("filtering", e))?;
-            let mut sink = graph.get("out").ok_or_else(|| internal("filter", "no sink"))?;
-            sink.sink().frame(&mut filtered).map_err(|e| internal("filtering", e))?;
+            let mut source = graph
+                .get("in")
+                .ok_or_else(|| internal("filter", "no source"))?;
+            source
+                .source()
+                .add(frame)
+                .map_err(|e| internal("filtering", e))?;
+            let mut sink = graph
+                .get("out")
+                .ok_or_else(|| internal("filter", "no sink"))?;
+            sink.sink()
+                .frame(&mut filtered)
+                .map_err(|e| internal("filtering", e))?;
         }
         let (width, height, pixel) = (filtered.width(), filtered.height(), filtered.format());
         self.count += 1;
         filtered.set_pts(Some(self.count));
         let encoder = self.encoder_for(width, height, pixel)?;
-        encoder.send_frame(&filtered).map_err(|e| internal("encoding", e))?;
+        encoder
+            .send_frame(&filtered)
+            .map_err(|e| internal("encoding", e))?;
         let mut packet = Packet::empty();
-        encoder.receive_packet(&mut packet).map_err(|e| internal("encoding", e))?;
+        encoder
+            .receive_packet(&mut packet)
+            .map_err(|e| internal("encoding", e))?;
         let data = packet.data().unwrap_or_default();
         write_file(path, data)?;
         Ok(Written {

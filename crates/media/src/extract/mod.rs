@@ -147,7 +147,8 @@ fn extract(
     ffmpeg_next::init().map_err(|e| ExtractError::new(ErrorCode::Internal, e.to_string()))?;
     ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
     let mut source = source::Source::open(&spec.input, spec.mode)?;
-    let mut writer = image::ImageWriter::new(spec.format, spec.quality, spec.max_width, spec.rotation);
+    let mut writer =
+        image::ImageWriter::new(spec.format, spec.quality, spec.max_width, spec.rotation);
     for (index, &target) in spec.targets.iter().enumerate() {
         let Some(frame) = source.frame_at(target)? else {
             return Err(ExtractError::new(

@@ -66,7 +66,8 @@ pub(crate) struct Source {
     last: Option<Timed>,
     /// Exact mode: a frame decoded past the previous target, kept for the next one.
     pending: Option<Timed>,
-    /// Keyframe mode: the latest key packet read at or before the current target.
+    /// Keyframe mode: the latest key packet read at or before the current target (or the first
+    /// one, when the stream starts after the target).
     last_key: Option<TimedPacket>,
     /// Keyframe mode: a packet read past the previous target.
     pending_packet: Option<TimedPacket>,
@@ -82,11 +83,11 @@ pub(crate) struct Source {
 
 impl Source {
     pub(crate) fn open(path: &Path, mode: FrameMode) -> Result<Self, ExtractError> {
-        let input = format::input(path).map_err(|e| ExtractError::corrupt("opening the input", e))?;
-        let stream = input
-            .streams()
-            .best(media::Type::Video)
-            .ok_or_else(|| ExtractError::new(ErrorCode::NoVideoStream, "the file has no video stream"))?;
+        let input =
+            format::input(path).map_err(|e| ExtractError::corrupt("opening the input", e))?;
+        let stream = input.streams().best(media::Type::Video).ok_or_else(|| {
+            ExtractError::new(ErrorCode::NoVideoStream, "the file has no video stream")
+        })?;
         let index = stream.index();
         let time_base = stream.time_base();
         let mut context = codec::context::Context::from_parameters(stream.parameters())
@@ -141,7 +142,8 @@ impl Source {
     }
 
     fn seconds(&self, ticks: i64) -> f64 {
-        ticks as f64 * f64::from(self.time_base.numerator()) / f64::from(self.time_base.denominator())
+        ticks as f64 * f64::from(self.time_base.numerator())
+            / f64::from(self.time_base.denominator())
             - self.origin
     }
 
@@ -154,7 +156,14 @@ impl Source {
     /// Returns false when the demuxer cannot seek (then reading simply goes on).
     fn seek_to(&mut self, target: f64) -> bool {
         let ts = ((target + self.origin) * f64::from(ffmpeg_next::ffi::AV_TIME_BASE)) as i64;
-        if self.input.seek(ts, ..ts).is_err() {
+        // At the start any direction will do: the first keyframe may come after the container's
+        // start (audio first), and "at or before" would then find nothing.
+        let sought = if target <= 0.0 {
+            self.input.seek(ts, ..)
+        } else {
+            self.input.seek(ts, ..ts)
+        };
+        if sought.is_err() {
             return false;
         }
         self.decoder.flush();
@@ -190,7 +199,11 @@ impl Source {
             let Some(decode_ticks) = packet.dts().or(packet.pts()) else {
                 // No timestamp at all: feed it to the decoder but it cannot bound a search.
                 let time = self.position.unwrap_or(0.0);
-                return Ok(Some(TimedPacket { packet, time, decode_time: time }));
+                return Ok(Some(TimedPacket {
+                    packet,
+                    time,
+                    decode_time: time,
+                }));
             };
             let decode_time = self.seconds(decode_ticks);
             let time = packet.pts().map_or(decode_time, |pts| self.seconds(pts));
@@ -200,7 +213,11 @@ impl Source {
                 }
                 self.previous_key = Some(time);
             }
-            return Ok(Some(TimedPacket { packet, time, decode_time }));
+            return Ok(Some(TimedPacket {
+                packet,
+                time,
+                decode_time,
+            }));
         }
     }
 
@@ -234,7 +251,7 @@ impl Source {
 
     fn exact_frame_at(&mut self, target: f64) -> Result<Option<Timed>, ExtractError> {
         if self.should_seek(target) {
-            self.seek_exact(target)?;
+            self.seek_before(target)?;
         }
         loop {
             let next = match self.pending.take() {
@@ -254,26 +271,50 @@ impl Source {
         Ok(self.last.clone().or_else(|| self.pending.clone()))
     }
 
-    /// Seeks for exact mode and checks the landing: a demuxer that lands after the target
-    /// (MPEG-TS, some B-frame layouts) is sent further back until the first frame is early enough.
-    fn seek_exact(&mut self, target: f64) -> Result<(), ExtractError> {
+    /// Seeks to the keyframe at or before `target` and checks the landing: a demuxer that lands
+    /// after the target (MPEG-TS seeks by bisection, B-frames shift times) is sent further back,
+    /// doubling the step, until the first frame or packet is early enough.
+    fn seek_before(&mut self, target: f64) -> Result<(), ExtractError> {
         let reached = self.position.unwrap_or(0.0);
         let mut back = 0.0;
         loop {
             let aim = (target - back).max(0.0);
+            back = if back == 0.0 { 1.0 } else { back * 2.0 };
             if !self.seek_to(aim) {
+                if aim > 0.0 {
+                    continue;
+                }
                 return Ok(());
             }
-            let first = self.decode_next()?;
-            let landed = first.as_ref().map(|f| f.time);
-            self.pending = first;
-            match landed {
-                Some(t) if t > target + EPSILON && aim > 0.0 => {
-                    back = if back == 0.0 { 1.0 } else { back * 2.0 };
+            let landed = match self.mode {
+                FrameMode::Exact => {
+                    self.pending = self.decode_next()?;
+                    self.pending.as_ref().map(|f| f.time)
                 }
+                // Some demuxers (MPEG-TS) land on any packet: the landing is the first keyframe.
+                FrameMode::Keyframe => loop {
+                    match self.read_packet()? {
+                        None => break None,
+                        Some(p) if p.packet.is_key() || p.decode_time > target + EPSILON => {
+                            let time = if p.packet.is_key() {
+                                p.time
+                            } else {
+                                p.decode_time
+                            };
+                            self.pending_packet = Some(p);
+                            break Some(time);
+                        }
+                        Some(_) => {}
+                    }
+                },
+            };
+            match landed {
+                // Past the target, or at the very end (a bisecting demuxer can land there).
+                Some(t) if t > target + EPSILON && aim > 0.0 => {}
+                None if aim > 0.0 => {}
                 Some(t) => {
                     if t <= reached {
-                        // The seek went back behind frames already decoded: no keyframe in
+                        // The seek went back behind what was already read: no keyframe in
                         // between, so seeking over this distance cannot pay off.
                         self.longest_gop = self.longest_gop.max(target - t);
                     }
@@ -286,30 +327,9 @@ impl Source {
 
     fn keyframe_at(&mut self, target: f64) -> Result<Option<Timed>, ExtractError> {
         if self.should_seek(target) {
-            let reached = self.position.unwrap_or(0.0);
-            if self.seek_to(target) {
-                self.scan_keys_to(target)?;
-                match self.last_key.as_ref().map(|k| k.time) {
-                    Some(t) if t <= reached => self.longest_gop = self.longest_gop.max(target - t),
-                    Some(_) => {}
-                    // Landed after the target: rewind to the start and scan from there.
-                    None => {
-                        self.seek_to(0.0);
-                    }
-                }
-            }
+            self.seek_before(target)?;
         }
         self.scan_keys_to(target)?;
-        if self.last_key.is_none() {
-            // Nothing at or before the target (the stream starts later): the first keyframe.
-            while let Some(p) = self.pending_packet.take().map(Ok).or_else(|| self.read_packet().transpose()) {
-                let p = p?;
-                if p.packet.is_key() {
-                    self.last_key = Some(p);
-                    break;
-                }
-            }
-        }
         let Some(key) = self.last_key.as_ref() else {
             return Ok(None);
         };
@@ -324,7 +344,10 @@ impl Source {
         if !decoded {
             return Ok(None);
         }
-        let time = frame.timestamp().or(frame.pts()).map_or(fallback_time, |ts| self.seconds(ts));
+        let time = frame
+            .timestamp()
+            .or(frame.pts())
+            .map_or(fallback_time, |ts| self.seconds(ts));
         Ok(Some(Timed { frame, time }))
     }
 
@@ -339,14 +362,21 @@ impl Source {
             let Some(packet) = next else {
                 return Ok(());
             };
-            self.position = Some(self.position.map_or(packet.decode_time, |p| p.max(packet.decode_time)));
+            self.position = Some(
+                self.position
+                    .map_or(packet.decode_time, |p| p.max(packet.decode_time)),
+            );
             // Packets come in decoding order and pts >= dts: once a dts is past the target, no
             // later packet can be shown at or before it.
             if packet.decode_time > target + EPSILON {
                 self.pending_packet = Some(packet);
                 return Ok(());
             }
-            if packet.packet.is_key() && packet.time <= target + EPSILON {
+            // The first keyframe also stands for targets before it (a stream starting late);
+            // keyframes are never reordered, so no later one can be shown before it.
+            if packet.packet.is_key()
+                && (packet.time <= target + EPSILON || self.last_key.is_none())
+            {
                 self.last_key = Some(packet);
             }
         }

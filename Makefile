@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+BIN_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+.PHONY: run test deps build demo lint fmt unit bench clean-data
+
+## make run: install what is missing, build, and extract frames from a generated demo clip.
+run: deps
+	$(CARGO) build --release -p vidsnap
+	scripts/demo.sh "$(BIN_DIR)/release/vidsnap"
+
+## make test: formatting, lints (warnings are errors), then every test.
+test: deps lint
+	$(CARGO) test --workspace --all-targets
+
+deps:
+	scripts/install-deps.sh
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## make bench: bench/frames on 10-minute 1080p clips (several minutes on 2 cores).
+bench: deps
+	bench/frames

@@ -1,0 +1,11 @@
+//! End-to-end tests of the `vidsnap` binary on clips generated with real ffmpeg.
+//!
+//! One test binary (modules below) so the workspace links once. Clips are generated on first use
+//! into a per-run directory (`support::clip`); every test gets its own output and scratch
+//! directories so cleanup can be asserted.
+
+mod cleanup;
+mod errors;
+mod frames;
+mod probe;
+mod support;
