@@ -4,6 +4,9 @@
 //! into a per-run directory (`support::clip`); every test gets its own output and scratch
 //! directories so cleanup can be asserted.
 
+// Tests drive ffmpeg, ffprobe and the binary directly, as a user would.
+#![allow(clippy::disallowed_methods)]
+
 mod cleanup;
 mod errors;
 mod frames;
