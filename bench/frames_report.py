@@ -3,12 +3,16 @@
 
   frames_report.py targets DURATION EVERY      the target times, one per line (as vidsnap's)
   frames_report.py zipcount ZIP                the number of frames in a vidsnap zip's manifest
+  frames_report.py align VIDEO EVERY           "mean_d max_d fps": frames from the keyframe at or
+                                               before each target's frame to it (packet list only)
   frames_report.py report RESULTS.tsv EVERY BIN   the tables, targets and checks; exits 3 when a
                                                vidsnap zip does not hold ceil(duration/N) frames
 
-RESULTS.tsv columns: minutes, gop, duration, expected, method, frames, cpu_s, wall_s, rss_kib.
+RESULTS.tsv columns: minutes, gop, duration, expected, mean_d, max_d, fps, method, frames, cpu_s,
+wall_s, rss_kib.
 """
 
+import bisect
 import json
 import math
 import os
@@ -56,6 +60,46 @@ def zip_count(path):
     return len(frames)
 
 
+def align(video, every):
+    """How far each target lies from the keyframe before it, in frames (presentation order).
+
+    The frame shown at T is the last one with pts <= T; d is the number of frames between the
+    keyframe at or before it and it (0: the target is a keyframe, exact mode's best case). Reads
+    only the packet list: no decoding.
+    """
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "packet=pts_time,flags", "-of", "csv=p=0", video],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    frames = []
+    for line in out.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 2 and fields[0] not in ("", "N/A"):
+            frames.append((float(fields[0]), "K" in fields[1]))
+    frames.sort()
+    if not frames:
+        sys.exit(f"{video}: no video packets")
+    duration = frames[-1][0] - frames[0][0]
+    fps = (len(frames) - 1) / duration if duration > 0 else 0.0
+    d = []
+    times = [pts for pts, _ in frames]
+    for t in target_times(float(probe_duration(video)), every):
+        shown = max(bisect.bisect_right(times, t + 1e-6) - 1, 0)
+        key = shown
+        while key > 0 and not frames[key][1]:
+            key -= 1
+        d.append(shown - key)
+    return sum(d) / len(d), max(d), fps
+
+
+def probe_duration(video):
+    return subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", video],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+
+
 def ratio(base, value):
     if value <= 0:
         return "  (0 s)"
@@ -80,9 +124,10 @@ def report(path, every, binary):
         for line in f:
             if not line.strip():
                 continue
-            m, gop, dur, exp, method, frames, cpu, wall, rss = line.rstrip("\n").split("\t")
+            m, gop, dur, exp, mean_d, max_d, fps, method, frames, cpu, wall, rss = line.rstrip("\n").split("\t")
             rows.append(
-                dict(minutes=m, gop=int(gop), duration=float(dur), expected=int(exp), method=method,
+                dict(minutes=m, gop=int(gop), duration=float(dur), expected=int(exp),
+                     mean_d=float(mean_d), max_d=int(max_d), fps=float(fps), method=method,
                      frames=int(frames), cpu=float(cpu), wall=float(wall), rss_mib=int(rss) / 1024)
             )
     videos = []
@@ -109,6 +154,14 @@ def report(path, every, binary):
         print(
             f"== {minutes} min, GOP {gop_seconds(gop)} (-g {gop}): duration {any_row['duration']:.3f} s, "
             f"{any_row['expected']} targets = ceil(duration/N)"
+        )
+        mean_d, fps = any_row["mean_d"], any_row["fps"]
+        note = " (every target is a keyframe: the best case for exact mode)" if any_row["max_d"] == 0 else ""
+        print(
+            f"   targets lie d = {mean_d:.1f} frames (max {any_row['max_d']}) after the keyframe before them{note};"
+        )
+        print(
+            f"   /work/shared/FRAMES.md's model for exact mode: ~N*fps/(d+5) = {every * fps / (mean_d + 5):.1f}x vs c"
         )
         header = (
             f"  {'method':<36} {'frames':>6} {'CPU s':>8} {'wall s':>8} {'RSS MiB':>8}"
@@ -157,6 +210,8 @@ def report(path, every, binary):
             got = c["cpu"] / r["cpu"] if r["cpu"] > 0 else math.inf
             mode = method.split("-")[1]
             verdict = "met" if got >= need else "MISSED"
+            if mode == "exact" and r["max_d"] == 0:
+                verdict += " (best case: every target on a keyframe)"
             print(
                 f"  {minutes:>4} min  GOP {gop_seconds(gop):<4} {mode:<8} >= {need:>4g}x : "
                 f"{got:6.2f}x  {verdict}"
@@ -188,6 +243,10 @@ def main(argv):
     if len(argv) >= 2 and argv[1] == "targets" and len(argv) == 4:
         for t in target_times(float(argv[2]), float(argv[3])):
             print(fmt_time(t))
+        return 0
+    if len(argv) == 4 and argv[1] == "align":
+        mean_d, max_d, fps = align(argv[2], float(argv[3]))
+        print(f"{mean_d:.3f}\t{max_d}\t{fps:.4f}")
         return 0
     if len(argv) == 3 and argv[1] == "zipcount":
         print(zip_count(argv[2]))

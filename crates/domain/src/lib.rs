@@ -6,15 +6,33 @@
 //!   and the rule that turns a duration into target times.
 //! - [`container`]: the video containers Vidsnap accepts, by extension and by content.
 //! - [`limits`]: the configurable bounds a video must fit (size, duration, dimensions).
+//! - [`ids`]: typed UUID identifiers.
+//! - [`video`]: the video status machine (the one table of allowed transitions), options, outputs.
+//! - [`account`]: users, API keys, webhooks, notifications.
+//! - [`ports`]: the traits backends implement: `Repository`, `JobQueue`, `BlobStore`,
+//!   `UploadListener`.
 //!
 //! Nothing here performs I/O; parsing user input into these types is where bad input is refused.
 
+pub mod account;
 pub mod container;
 pub mod error_code;
 pub mod frames;
+pub mod ids;
 pub mod limits;
+pub mod ports;
+pub mod video;
 
+pub use account::{
+    ApiKey, Channel, DeliveryAttempt, DeliveryStatus, EventType, Notification, User, Webhook,
+};
 pub use container::Container;
 pub use error_code::ErrorCode;
 pub use frames::{FrameInterval, FrameMode, ImageFormat, Quality, target_times};
+pub use ids::{ApiKeyId, JobId, NotificationId, UserId, VideoId, WebhookId};
 pub use limits::Limits;
+pub use ports::{
+    BlobStore, JobQueue, Lease, NewJob, Page, PortError, PortResult, PresignedRequest, QueueStats,
+    Repository, Transition, UploadListener,
+};
+pub use video::{Failure, Outputs, StatusChange, Video, VideoOptions, VideoStatus};

@@ -1,0 +1,250 @@
+//! The port traits: what the service needs from a database, a blob store and a queue. Backends
+//! (SQLite, PostgreSQL; local disk, S3; database queue, SQS, AMQP) implement them; handlers and
+//! the worker use only `Arc<dyn Trait>`. Every backend must pass the same contract tests.
+
+use std::{path::Path, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ApiKey, ApiKeyId, DeliveryAttempt, Failure, JobId, Notification, NotificationId, Outputs,
+    StatusChange, User, UserId, Video, VideoId, VideoStatus, Webhook, WebhookId,
+};
+
+/// Why a port operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The thing does not exist (or belongs to someone else: callers cannot tell).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken (e.g. an e-mail already registered).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The status machine forbids this change; nothing was written.
+    #[error("a {from} video cannot become {to}")]
+    InvalidTransition { from: VideoStatus, to: VideoStatus },
+    /// A queue lease was taken over by another worker (it expired).
+    #[error("lease lost")]
+    LeaseLost,
+    /// The backend is unreachable or failed; worth retrying.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// A status change with everything recorded alongside it, applied atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub to: VideoStatus,
+    /// Shown in the history.
+    pub reason: Option<String>,
+    /// Counts a new attempt (entering `processing`).
+    pub start_attempt: bool,
+    /// A user's retry of a dead or failed video: attempts restart and the cycle advances, so the
+    /// next outcome is announced again.
+    pub new_cycle: bool,
+    /// `Some(None)` clears the error; `None` leaves it.
+    pub error: Option<Option<Failure>>,
+    pub probe: Option<serde_json::Value>,
+    pub outputs: Option<Outputs>,
+}
+
+impl Transition {
+    pub fn to(status: VideoStatus) -> Self {
+        Self {
+            to: status,
+            reason: None,
+            start_attempt: false,
+            new_cycle: false,
+            error: None,
+            probe: None,
+            outputs: None,
+        }
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// A page of a listing, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Metadata storage. Every method scoped by `owner` treats another user's row exactly like a
+/// missing one ([`PortError::NotFound`]).
+#[async_trait]
+pub trait Repository: Send + Sync {
+    /// Whether the database answers.
+    async fn ping(&self) -> PortResult<()>;
+
+    // --- users and credentials ---
+    /// Fails with `Conflict` when the e-mail (case-insensitive) is taken.
+    async fn create_user(&self, user: &User) -> PortResult<()>;
+    async fn user(&self, id: UserId) -> PortResult<User>;
+    async fn user_by_email(&self, email: &str) -> PortResult<User>;
+    /// The user provisioned for an external identity, created on first sight.
+    async fn external_user(&self, issuer: &str, subject: &str, email: &str) -> PortResult<User>;
+    async fn store_refresh_token(
+        &self,
+        user: UserId,
+        token_sha256: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<()>;
+    /// Consumes a refresh token (single use: rotation); `NotFound` when unknown, used or expired.
+    async fn take_refresh_token(&self, token_sha256: &str) -> PortResult<UserId>;
+    async fn create_api_key(&self, key: &ApiKey) -> PortResult<()>;
+    /// An unrevoked key by its secret's hash; records the use.
+    async fn api_key_by_secret(&self, secret_sha256: &str) -> PortResult<ApiKey>;
+    async fn api_keys(&self, owner: UserId) -> PortResult<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, owner: UserId, id: ApiKeyId) -> PortResult<()>;
+
+    // --- videos ---
+    async fn create_video(&self, video: &Video) -> PortResult<()>;
+    /// `owner: None` is for the worker, which acts for every user.
+    async fn video(&self, owner: Option<UserId>, id: VideoId) -> PortResult<Video>;
+    async fn videos(
+        &self,
+        owner: UserId,
+        status: Option<VideoStatus>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Page<Video>>;
+    async fn history(&self, id: VideoId) -> PortResult<Vec<StatusChange>>;
+    /// Applies a transition allowed by [`VideoStatus::can_become`], records it in the history,
+    /// and, on entering a terminal status, creates the notifications owed for it (e-mail to the
+    /// owner and one per webhook) in the same transaction. Returns the updated video.
+    async fn transition(&self, id: VideoId, transition: Transition) -> PortResult<Video>;
+    /// Deletes the video, its history and its notifications; returns what was deleted.
+    async fn delete_video(&self, owner: UserId, id: VideoId) -> PortResult<Video>;
+    /// Counts per status, for metrics.
+    async fn count_by_status(&self) -> PortResult<Vec<(VideoStatus, u64)>>;
+
+    // --- webhooks and notifications ---
+    async fn create_webhook(&self, hook: &Webhook) -> PortResult<()>;
+    async fn webhooks(&self, owner: UserId) -> PortResult<Vec<Webhook>>;
+    async fn webhook(&self, owner: Option<UserId>, id: WebhookId) -> PortResult<Webhook>;
+    async fn delete_webhook(&self, owner: UserId, id: WebhookId) -> PortResult<()>;
+    /// Leases the next due pending notification to `worker` until `lease_until`.
+    async fn claim_notification(
+        &self,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> PortResult<Option<Notification>>;
+    /// Records an attempt: delivered, retry later, or failed for good.
+    async fn record_delivery(
+        &self,
+        id: NotificationId,
+        attempt: &DeliveryAttempt,
+    ) -> PortResult<()>;
+    /// A webhook's delivery log, newest first.
+    async fn deliveries(&self, owner: UserId, webhook: WebhookId) -> PortResult<Vec<Notification>>;
+    /// Every notification of a video (for tests and support).
+    async fn notifications_for(&self, video: VideoId) -> PortResult<Vec<Notification>>;
+    /// Makes a notification pending again, due now.
+    async fn redeliver(&self, owner: UserId, id: NotificationId) -> PortResult<Notification>;
+}
+
+/// A job to process one video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewJob {
+    pub video: VideoId,
+    /// Not to be claimed before this (backoff).
+    pub not_before: DateTime<Utc>,
+}
+
+/// A claimed job. Whoever holds it must heartbeat before `lease` runs out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub job: JobId,
+    pub video: VideoId,
+    /// How many times this job has been claimed, this one included.
+    pub deliveries: u32,
+    /// Backend-specific proof of ownership (a lease token, an SQS receipt handle, an AMQP tag).
+    pub token: String,
+}
+
+/// Queue figures for metrics and autoscaling.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct QueueStats {
+    pub queued: u64,
+    pub running: u64,
+    pub dead: u64,
+    pub oldest_queued_seconds: Option<f64>,
+}
+
+/// The processing job queue. At-least-once: a job can be delivered twice (a worker died, a
+/// lease expired), so processing must be idempotent.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Queues a job. Idempotent per video: at most one pending job per video.
+    async fn enqueue(&self, job: NewJob) -> PortResult<()>;
+    /// Takes the next due job for `lease`; `None` when nothing is due.
+    async fn claim(&self, worker: &str, lease: Duration) -> PortResult<Option<Lease>>;
+    /// Extends a lease; `LeaseLost` when it already expired and was taken over.
+    async fn heartbeat(&self, lease: &Lease, extend: Duration) -> PortResult<()>;
+    /// The job is finished (its outcome is recorded): remove it.
+    async fn complete(&self, lease: &Lease) -> PortResult<()>;
+    /// Hands the job back, due at `at` (a transient failure's backoff, or now on shutdown).
+    async fn release(&self, lease: &Lease, at: DateTime<Utc>) -> PortResult<()>;
+    /// Gives the job up with a reason (kept for inspection).
+    async fn dead_letter(&self, lease: &Lease, reason: &str) -> PortResult<()>;
+    /// Returns once a job may be due: immediately after an enqueue in this process, or after
+    /// `max_wait` at most. Workers call it between claims instead of sleeping.
+    async fn wait_for_work(&self, max_wait: Duration);
+    async fn stats(&self) -> PortResult<QueueStats>;
+}
+
+/// A presigned HTTP request a client performs itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresignedRequest {
+    pub method: String,
+    pub url: String,
+    /// Headers the client must send as given.
+    pub headers: Vec<(String, String)>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Blob storage. Keys are `/`-separated relative paths (`{user}/{video}/{file}`). Writes are
+/// atomic: a blob is either absent or complete.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Whether the store answers.
+    async fn ping(&self) -> PortResult<()>;
+    /// Size of a blob; `NotFound` when absent.
+    async fn size(&self, key: &str) -> PortResult<u64>;
+    /// Stores a local file under `key`, replacing any previous blob.
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> PortResult<u64>;
+    /// The blob as a local file: the blob itself when the store is a local disk (read in place),
+    /// otherwise a copy written to `scratch`.
+    async fn local_copy(&self, key: &str, scratch: &Path) -> PortResult<std::path::PathBuf>;
+    /// Deletes every blob whose key starts with `prefix`.
+    async fn delete_prefix(&self, prefix: &str) -> PortResult<()>;
+    /// A URL the client can PUT the blob's bytes to, until `expires`.
+    async fn presign_put(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest>;
+    /// A URL the client can GET the blob from, until `expires`.
+    async fn presign_get(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest>;
+}
+
+/// Told when a blob has been uploaded through a presigned URL (the local store's upload route,
+/// or an S3 event notification), so processing can start.
+#[async_trait]
+pub trait UploadListener: Send + Sync {
+    async fn uploaded(&self, key: &str, size: u64) -> PortResult<()>;
+}
+
+/// A video's failure as the worker decides it: retry later or give up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Succeeded,
+    Retry { failure: Failure, at: DateTime<Utc> },
+    Abort { failure: Failure },
+}
