@@ -1,0 +1,125 @@
+//! The one error type at the HTTP edge: `{"error": {"code", "message", "fields"?}}` with a stable
+//! kebab-case code and the right status. Internal details are logged, never sent.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use vidsnap_domain::PortError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    fields: &'a BTreeMap<String, String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no such {what}"),
+        )
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// A 422 listing what is wrong with each field.
+    pub fn invalid(fields: BTreeMap<String, String>) -> Self {
+        let message = fields
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation-failed",
+            message,
+            fields,
+        }
+    }
+
+    pub fn field(name: &str, problem: impl Into<String>) -> Self {
+        Self::invalid(BTreeMap::from([(name.to_owned(), problem.into())]))
+    }
+
+    /// Logs the cause and answers a generic 500 (or 503 when a backend is down).
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on our side",
+        )
+    }
+
+    /// Maps a port error seen while serving `what`.
+    pub fn from_port(error: PortError, what: &str) -> Self {
+        match error {
+            PortError::NotFound => Self::not_found(what),
+            PortError::Conflict(message) => Self::conflict("conflict", message),
+            PortError::InvalidTransition { from, to } => Self::conflict(
+                "invalid-state",
+                format!("the {what} is {from} and cannot become {to}"),
+            ),
+            PortError::LeaseLost => Self::internal("lease lost in a request"),
+            PortError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "backend unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "a backend is unavailable; try again shortly",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                fields: &self.fields,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,283 @@
+//! Accounts and credentials: register, log in, refresh, who am I, API keys.
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{delete, get, post},
+};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use vidsnap_domain::{ApiKey, ApiKeyId, PortError, User, UserId};
+
+use crate::{
+    ApiError, ApiResult, AppState,
+    auth::{
+        Caller, passwords,
+        tokens::{random_secret, sha256_hex},
+    },
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/register", post(register))
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/me", get(me))
+        .route("/v1/api-keys", post(create_key).get(list_keys))
+        .route("/v1/api-keys/{id}", delete(revoke_key))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tokens {
+    pub user: UserView,
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: UserId,
+    pub email: String,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+fn check_credentials(credentials: &Credentials) -> ApiResult<String> {
+    let email = credentials.email.trim().to_lowercase();
+    let mut fields = std::collections::BTreeMap::new();
+    let valid_email = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.ends_with('.')
+        });
+    if !valid_email {
+        fields.insert("email".to_owned(), "must be an e-mail address".to_owned());
+    }
+    let length = credentials.password.chars().count();
+    if !(10..=256).contains(&length) {
+        fields.insert(
+            "password".to_owned(),
+            "must be 10 to 256 characters".to_owned(),
+        );
+    }
+    if fields.is_empty() {
+        Ok(email)
+    } else {
+        Err(ApiError::invalid(fields))
+    }
+}
+
+async fn issue(state: &AppState, user: &User) -> ApiResult<Tokens> {
+    let access_token = state
+        .keys
+        .access_token(user.id)
+        .map_err(ApiError::internal)?;
+    let refresh_token = random_secret("vsr_");
+    let expires = Utc::now() + state.keys.refresh_ttl;
+    state
+        .repo
+        .store_refresh_token(user.id, &sha256_hex(&refresh_token), expires)
+        .await
+        .map_err(|e| ApiError::from_port(e, "user"))?;
+    Ok(Tokens {
+        user: user.into(),
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.keys.access_ttl.as_secs(),
+        refresh_token,
+    })
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Json(credentials): Json<Credentials>,
+) -> ApiResult<(StatusCode, Json<Tokens>)> {
+    let email = check_credentials(&credentials)?;
+    let hash = passwords::hash(credentials.password, state.settings.password_cost)
+        .await
+        .map_err(ApiError::internal)?;
+    let user = User {
+        id: UserId::new(),
+        email,
+        password_hash: Some(hash),
+        external_issuer: None,
+        external_subject: None,
+        created_at: Utc::now(),
+    };
+    match state.repo.create_user(&user).await {
+        Ok(()) => {}
+        Err(PortError::Conflict(_)) => {
+            return Err(ApiError::conflict(
+                "email-taken",
+                "an account with this e-mail exists",
+            ));
+        }
+        Err(e) => return Err(ApiError::from_port(e, "user")),
+    }
+    Ok((StatusCode::CREATED, Json(issue(&state, &user).await?)))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Json(credentials): Json<Credentials>,
+) -> ApiResult<Json<Tokens>> {
+    let refused = || ApiError::unauthorized("wrong e-mail or password");
+    let email = credentials.email.trim().to_lowercase();
+    let user = match state.repo.user_by_email(&email).await {
+        Ok(user) => user,
+        Err(PortError::NotFound) => return Err(refused()),
+        Err(e) => return Err(ApiError::from_port(e, "user")),
+    };
+    let Some(hash) = user.password_hash.clone() else {
+        return Err(refused());
+    };
+    if !passwords::verify(credentials.password, hash).await {
+        return Err(refused());
+    }
+    Ok(Json(issue(&state, &user).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Exchanges a refresh token (once) for a new pair.
+async fn refresh(
+    State(state): State<AppState>,
+    Json(request): Json<RefreshRequest>,
+) -> ApiResult<Json<Tokens>> {
+    let user = match state
+        .repo
+        .take_refresh_token(&sha256_hex(&request.refresh_token))
+        .await
+    {
+        Ok(user) => user,
+        Err(PortError::NotFound) => {
+            return Err(ApiError::unauthorized(
+                "the refresh token is invalid, used or expired",
+            ));
+        }
+        Err(e) => return Err(ApiError::from_port(e, "token")),
+    };
+    let user = state
+        .repo
+        .user(user)
+        .await
+        .map_err(|e| ApiError::from_port(e, "user"))?;
+    Ok(Json(issue(&state, &user).await?))
+}
+
+async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<UserView>> {
+    let user = state
+        .repo
+        .user(caller.user)
+        .await
+        .map_err(|e| ApiError::from_port(e, "user"))?;
+    Ok(Json((&user).into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: chrono::DateTime<Utc>,
+    pub last_used_at: Option<chrono::DateTime<Utc>>,
+    pub revoked_at: Option<chrono::DateTime<Utc>>,
+    /// Only in the creation response: the secret is not stored and cannot be shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl From<&ApiKey> for KeyView {
+    fn from(key: &ApiKey) -> Self {
+        Self {
+            id: key.id,
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            revoked_at: key.revoked_at,
+            key: None,
+        }
+    }
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewKey>,
+) -> ApiResult<(StatusCode, Json<KeyView>)> {
+    let name = new.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::field("name", "must be 1 to 100 characters"));
+    }
+    let secret = random_secret("vsk_");
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        owner: caller.user,
+        name,
+        prefix: secret.chars().take(12).collect(),
+        secret_sha256: sha256_hex(&secret),
+        created_at: Utc::now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    state
+        .repo
+        .create_api_key(&key)
+        .await
+        .map_err(|e| ApiError::from_port(e, "API key"))?;
+    let mut view = KeyView::from(&key);
+    view.key = Some(secret);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
+    let keys = state
+        .repo
+        .api_keys(caller.user)
+        .await
+        .map_err(|e| ApiError::from_port(e, "API key"))?;
+    Ok(Json(keys.iter().map(KeyView::from).collect()))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: ApiKeyId = id.parse().map_err(|_| ApiError::not_found("API key"))?;
+    state
+        .repo
+        .revoke_api_key(caller.user, id)
+        .await
+        .map_err(|e| ApiError::from_port(e, "API key"))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,84 @@
+//! Liveness, readiness and Prometheus metrics.
+
+use std::time::Instant;
+
+use axum::{
+    Json, Router,
+    extract::{MatchedPath, Request, State},
+    http::{StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+/// Ready when every backend this process needs answers.
+async fn ready(State(state): State<AppState>) -> Response {
+    let database = state.repo.ping().await.is_ok();
+    let storage = state.blobs.ping().await.is_ok();
+    let queue = state.queue.stats().await.is_ok();
+    let ok = database && storage && queue;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ok { "ready" } else { "not-ready" },
+        "checks": {"database": database, "storage": storage, "queue": queue},
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Gauges are refreshed at scrape time from the database and the queue.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(handle) = &state.metrics else {
+        return (StatusCode::NOT_FOUND, "metrics are disabled").into_response();
+    };
+    if let Ok(counts) = state.repo.count_by_status().await {
+        for status in vidsnap_domain::VideoStatus::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            metrics::gauge!("vidsnap_videos", "status" => status.as_str()).set(n as f64);
+        }
+    }
+    if let Ok(stats) = state.queue.stats().await {
+        metrics::gauge!("vidsnap_queue_depth").set(stats.queued as f64);
+        metrics::gauge!("vidsnap_queue_running").set(stats.running as f64);
+        metrics::gauge!("vidsnap_queue_dead").set(stats.dead as f64);
+        metrics::gauge!("vidsnap_queue_oldest_seconds")
+            .set(stats.oldest_queued_seconds.unwrap_or(0.0));
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Records every request's latency by route template (never by raw path: ids would explode the
+/// label set).
+pub async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("vidsnap_http_request_seconds", "method" => method, "route" => route, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,6 @@
+//! One module per resource.
+
+pub mod auth;
+pub mod health;
+pub mod videos;
+pub mod webhooks;

@@ -1,0 +1,494 @@
+//! Videos: create (with a presigned upload), list, show (with presigned downloads), delete,
+//! retry, and a server-sent event stream of changes.
+
+use std::{collections::BTreeMap, convert::Infallible, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::sse::{Event, KeepAlive, Sse},
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use vidsnap_domain::{
+    Failure, PresignedRequest, StatusChange, Transition, Video, VideoId, VideoOptions, VideoStatus,
+};
+
+use crate::{ApiError, ApiResult, AppState, auth::Caller, upload::QueueOnUpload};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/videos", post(create).get(list))
+        .route("/v1/videos/{id}", get(show).delete(remove))
+        .route("/v1/videos/{id}/retry", post(retry))
+        .route("/v1/videos/{id}/uploaded", post(uploaded))
+        .route("/v1/videos/{id}/events", get(events))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVideo {
+    pub file_name: String,
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub options: NewOptions,
+}
+
+/// Options as sent: `every` accepts `"10s"`-style strings or seconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOptions {
+    pub every: Option<serde_json::Value>,
+    pub mode: Option<String>,
+    pub format: Option<String>,
+}
+
+/// A presigned download.
+#[derive(Debug, Serialize)]
+pub struct Link {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputsView {
+    pub zip: Link,
+    pub zip_bytes: u64,
+    pub thumbnail: Link,
+    pub frames: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VideoView {
+    pub id: VideoId,
+    pub file_name: String,
+    pub size: Option<u64>,
+    pub options: VideoOptions,
+    pub status: VideoStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub last_error: Option<Failure>,
+    pub probe: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<OutputsView>,
+    pub history: Vec<StatusChange>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub video: VideoView,
+    pub upload: PresignedRequest,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VideoList {
+    pub items: Vec<VideoView>,
+    pub next_cursor: Option<String>,
+}
+
+fn parse_id(id: &str) -> ApiResult<VideoId> {
+    id.parse().map_err(|_| ApiError::not_found("video"))
+}
+
+/// Builds the view: history always, presigned output links when succeeded.
+async fn view(state: &AppState, video: Video, links: bool) -> ApiResult<VideoView> {
+    let history = state
+        .repo
+        .history(video.id)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let outputs = match (
+        &video.outputs,
+        links && video.status == VideoStatus::Succeeded,
+    ) {
+        (Some(outputs), true) => {
+            let ttl = state.settings.download_ttl();
+            let link = |r: PresignedRequest| Link {
+                url: r.url,
+                expires_at: r.expires_at,
+            };
+            let zip = state.blobs.presign_get(&outputs.zip_key, ttl).await;
+            let thumbnail = state.blobs.presign_get(&outputs.thumbnail_key, ttl).await;
+            Some(OutputsView {
+                zip: link(zip.map_err(|e| ApiError::from_port(e, "output"))?),
+                zip_bytes: outputs.zip_bytes,
+                thumbnail: link(thumbnail.map_err(|e| ApiError::from_port(e, "output"))?),
+                frames: outputs.frames,
+            })
+        }
+        _ => None,
+    };
+    Ok(VideoView {
+        id: video.id,
+        file_name: video.file_name,
+        size: video.size,
+        options: video.options,
+        status: video.status,
+        attempts: video.attempts,
+        max_attempts: video.max_attempts,
+        last_error: video.last_error,
+        probe: video.probe,
+        outputs,
+        history,
+        created_at: video.created_at,
+        updated_at: video.updated_at,
+    })
+}
+
+fn options(new: NewOptions, fields: &mut BTreeMap<String, String>) -> VideoOptions {
+    let mut options = VideoOptions::default();
+    match new.every {
+        None => {}
+        Some(serde_json::Value::Number(n)) => {
+            match n.as_f64().map(vidsnap_domain::FrameInterval::from_seconds) {
+                Some(Ok(every)) => options.every = every,
+                _ => {
+                    fields.insert("options.every".into(), "must be greater than zero".into());
+                }
+            }
+        }
+        Some(serde_json::Value::String(s)) => match s.parse() {
+            Ok(every) => options.every = every,
+            Err(e) => {
+                fields.insert("options.every".into(), format!("{e}"));
+            }
+        },
+        Some(_) => {
+            fields.insert(
+                "options.every".into(),
+                "must be a duration such as \"10s\"".into(),
+            );
+        }
+    }
+    if let Some(mode) = new.mode {
+        match mode.parse() {
+            Ok(mode) => options.mode = mode,
+            Err(e) => {
+                fields.insert("options.mode".into(), e);
+            }
+        }
+    }
+    if let Some(format) = new.format {
+        match format.parse() {
+            Ok(format) => options.format = format,
+            Err(e) => {
+                fields.insert("options.format".into(), e);
+            }
+        }
+    }
+    options
+}
+
+fn check_file_name(name: &str, state: &AppState, fields: &mut BTreeMap<String, String>) {
+    let name_ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+        && name != "."
+        && name != "..";
+    if !name_ok {
+        fields.insert(
+            "file_name".into(),
+            "must be a plain file name (no slashes or control characters, at most 255 bytes)"
+                .into(),
+        );
+        return;
+    }
+    let accepted = vidsnap_domain::Container::from_file_name(name)
+        .is_some_and(|c| state.limits.containers.contains(&c));
+    if !accepted {
+        fields.insert(
+            "file_name".into(),
+            format!(
+                "the extension must be one of {}",
+                vidsnap_domain::Container::list(&state.limits.containers)
+            ),
+        );
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewVideo>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let mut fields = BTreeMap::new();
+    let file_name = new.file_name.trim().to_owned();
+    check_file_name(&file_name, &state, &mut fields);
+    match (new.size, state.limits.max_bytes) {
+        (Some(0), _) => {
+            fields.insert("size".into(), "must be greater than zero".into());
+        }
+        (Some(size), Some(max)) if size > max => {
+            fields.insert("size".into(), format!("must be at most {max} bytes"));
+        }
+        _ => {}
+    }
+    let options = options(new.options, &mut fields);
+    if !fields.is_empty() {
+        return Err(ApiError::invalid(fields));
+    }
+    let now = Utc::now();
+    let video = Video {
+        id: VideoId::new(),
+        owner: caller.user,
+        file_name,
+        size: new.size,
+        options,
+        status: VideoStatus::AwaitingUpload,
+        attempts: 0,
+        max_attempts: state.settings.max_attempts,
+        cycle: 0,
+        last_error: None,
+        probe: None,
+        outputs: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .repo
+        .create_video(&video)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let upload = state
+        .blobs
+        .presign_put(&video.source_key(), state.settings.upload_ttl())
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    metrics::counter!("vidsnap_videos_created_total").increment(1);
+    let video = view(&state, video, false).await?;
+    Ok((StatusCode::CREATED, Json(Created { video, upload })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<VideoList>> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(VideoStatus::parse(s).ok_or_else(|| {
+            ApiError::field(
+                "status",
+                format!(
+                    "must be one of {}",
+                    VideoStatus::ALL.map(VideoStatus::as_str).join(", ")
+                ),
+            )
+        })?),
+    };
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 100"));
+    }
+    let page = state
+        .repo
+        .videos(caller.user, status, query.cursor.as_deref(), limit)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for video in page.items {
+        items.push(view(&state, video, false).await?);
+    }
+    Ok(Json(VideoList {
+        items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VideoView>> {
+    let video = state
+        .repo
+        .video(Some(caller.user), parse_id(&id)?)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    Ok(Json(view(&state, video, true).await?))
+}
+
+/// Deletes the rows first (so no worker picks the video up again), then the blobs.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let video = state
+        .repo
+        .delete_video(caller.user, parse_id(&id)?)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    state
+        .blobs
+        .delete_prefix(&video.prefix())
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Another cycle for a failed or dead video: attempts restart and its next outcome notifies again.
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<VideoView>)> {
+    let video = state
+        .repo
+        .video(Some(caller.user), parse_id(&id)?)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    if !matches!(video.status, VideoStatus::Failed | VideoStatus::Dead) {
+        return Err(ApiError::conflict(
+            "invalid-state",
+            format!(
+                "only failed or dead videos can be retried; this one is {}",
+                video.status
+            ),
+        ));
+    }
+    let mut again = Transition::to(VideoStatus::Queued).reason("retry requested");
+    again.new_cycle = true;
+    let queued = state
+        .repo
+        .transition(video.id, again)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    state.events.publish(&queued);
+    state
+        .queue
+        .enqueue(vidsnap_domain::NewJob {
+            video: queued.id,
+            not_before: Utc::now(),
+        })
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view(&state, queued, false).await?),
+    ))
+}
+
+/// For clients that uploaded straight to object storage without event notifications: checks the
+/// object exists and queues processing.
+async fn uploaded(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<VideoView>)> {
+    let video = state
+        .repo
+        .video(Some(caller.user), parse_id(&id)?)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let size = match state.blobs.size(&video.source_key()).await {
+        Ok(size) => size,
+        Err(vidsnap_domain::PortError::NotFound) => {
+            return Err(ApiError::conflict(
+                "upload-missing",
+                "nothing has been uploaded for this video yet",
+            ));
+        }
+        Err(e) => return Err(ApiError::from_port(e, "video")),
+    };
+    let listener = QueueOnUpload {
+        repo: state.repo.clone(),
+        queue: state.queue.clone(),
+        events: state.events.clone(),
+    };
+    let video = listener
+        .queue_video(&video, size)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view(&state, video, false).await?),
+    ))
+}
+
+/// How often an SSE stream re-reads the video, to see changes made by other processes.
+const SSE_POLL: Duration = Duration::from_secs(1);
+
+/// `event: video` with the video's view each time its status or attempts change; the stream ends
+/// after a terminal status (or when the server shuts down).
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let id = parse_id(&id)?;
+    let first = state
+        .repo
+        .video(Some(caller.user), id)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let mut changes = state.events.subscribe();
+    let owner = caller.user;
+    let stream = async_stream(move |sender| async move {
+        let mut last: Option<(VideoStatus, u32, DateTime<Utc>)> = None;
+        let mut current = Some(first);
+        loop {
+            if let Some(video) = current.take() {
+                let key = (video.status, video.attempts, video.updated_at);
+                if last != Some(key) {
+                    last = Some(key);
+                    let terminal = video.status.is_terminal();
+                    let Ok(view) = view(&state, video, true).await else {
+                        return;
+                    };
+                    let event = Event::default().event("video").json_data(&view);
+                    if let Ok(event) = event
+                        && sender.send(Ok(event)).await.is_err()
+                    {
+                        return;
+                    }
+                    if terminal {
+                        return;
+                    }
+                }
+            }
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                change = changes.recv() => match change {
+                    Ok(video) if video.id == id => current = Some(video),
+                    Ok(_) => {}
+                    Err(_) => current = state.repo.video(Some(owner), id).await.ok(),
+                },
+                () = tokio::time::sleep(SSE_POLL) => {
+                    match state.repo.video(Some(owner), id).await {
+                        Ok(video) => current = Some(video),
+                        Err(vidsnap_domain::PortError::NotFound) => return,
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// A stream fed by a task: the producer sends into a bounded channel, the stream ends when the
+/// producer returns or the client goes away (the send fails and the producer stops).
+fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(producer(sender));
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}

@@ -1,0 +1,102 @@
+//! What every handler shares.
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use vidsnap_domain::{BlobStore, JobQueue, Limits, Repository};
+
+use crate::{
+    auth::{IdentityVerifier, passwords::PasswordCost, tokens::TokenKeys},
+    events::VideoEvents,
+};
+
+/// API behaviour that is configuration, not code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// How long a presigned upload URL stays valid.
+    pub upload_url_seconds: u64,
+    /// How long a presigned download URL stays valid.
+    pub download_url_seconds: u64,
+    /// Attempts before a video is dead (the worker enforces; the API reports).
+    pub max_attempts: u32,
+    pub password_cost: PasswordCost,
+    /// Access token lifetime.
+    pub access_token_seconds: u64,
+    /// Refresh token lifetime.
+    pub refresh_token_seconds: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            upload_url_seconds: 3600,
+            download_url_seconds: 3600,
+            max_attempts: 5,
+            password_cost: PasswordCost::default(),
+            access_token_seconds: 900,
+            refresh_token_seconds: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl ApiSettings {
+    pub fn upload_ttl(&self) -> Duration {
+        Duration::from_secs(self.upload_url_seconds)
+    }
+
+    pub fn download_ttl(&self) -> Duration {
+        Duration::from_secs(self.download_url_seconds)
+    }
+}
+
+/// Shared by all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub repo: Arc<dyn Repository>,
+    pub queue: Arc<dyn JobQueue>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub keys: TokenKeys,
+    pub settings: ApiSettings,
+    /// Acceptance rules for new videos (extension, size).
+    pub limits: Limits,
+    pub events: VideoEvents,
+    /// Renders `/metrics`; `None` when metrics are off.
+    pub metrics: Option<PrometheusHandle>,
+    pub oidc: Option<Arc<dyn IdentityVerifier>>,
+    /// Cancelled on shutdown: ends SSE streams so graceful shutdown does not wait on them.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Pokes the notification deliverer after a redelivery request.
+    pub deliveries_waker: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("settings", &self.settings)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

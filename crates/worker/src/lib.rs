@@ -1,0 +1,13 @@
+//! The worker: claims jobs and turns uploaded videos into frames.
+//!
+//! # Layout
+//! - [`pool`]: [`Worker`], its configuration and the claim loops (concurrency, heartbeats,
+//!   graceful shutdown).
+//! - `pipeline`: processing one claimed job and recording its outcome.
+//! - [`backoff`]: exponential backoff with jitter.
+
+pub mod backoff;
+mod pipeline;
+pub mod pool;
+
+pub use pool::{Worker, WorkerConfig};
