@@ -4,15 +4,21 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 BIN_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test deps build demo lint fmt unit bench clean-data
+.PHONY: run demo test deps lint fmt bench
 
-## make run: install what is missing, build, and extract frames from a generated demo clip.
+## make run: install what is missing, build, and run the service on the embedded defaults.
 run: deps
+	$(CARGO) build --release -p vidsnap
+	"$(BIN_DIR)/release/vidsnap" serve --listen 127.0.0.1:8080 --data-dir data
+
+## make demo: the command line on a generated clip (frames every 10 s).
+demo: deps
 	$(CARGO) build --release -p vidsnap
 	scripts/demo.sh "$(BIN_DIR)/release/vidsnap"
 
 ## make test: formatting, lints (warnings are errors), then every test.
 test: deps lint
+	scripts/test-services.sh
 	$(CARGO) test --workspace --all-targets
 
 deps:

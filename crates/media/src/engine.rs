@@ -29,6 +29,8 @@ pub struct MediaConfig {
     /// Every media process gets `base_timeout_seconds` plus this many seconds per second of video.
     pub timeout_per_video_second: f64,
     pub base_timeout_seconds: u64,
+    /// Set from the top-level `[limits]` section, not from `[media]`.
+    #[serde(skip)]
     pub limits: Limits,
 }
 

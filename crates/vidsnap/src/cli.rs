@@ -33,9 +33,43 @@ enum Command {
     Probe(ProbeArgs),
     /// Extract a frame every N seconds into DIR/{stem}-images.zip, plus DIR/{stem}-image.{ext}.
     Frames(FramesArgs),
+    /// Run the service: API, workers and notifications (embedded defaults: SQLite, local disk).
+    Serve(ServeArgs),
+    /// Print the merged configuration `serve` would use, secrets redacted.
+    Config(ServeArgs),
     /// Runs the in-process decoder for a parent vidsnap process (reads a spec on stdin).
     #[command(hide = true)]
     InternalExtract,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Configuration file (default: ./vidsnap.toml when present).
+    #[arg(long, env = "VIDSNAP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Where the database, blobs and generated secrets live.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The URL clients reach this server at.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Which parts to run.
+    #[arg(long, value_enum)]
+    pub role: Option<crate::config::Role>,
+}
+
+impl ServeArgs {
+    fn flags(&self) -> crate::config::Flags {
+        crate::config::Flags {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            public_url: self.public_url.clone(),
+            role: self.role,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +227,13 @@ pub(crate) fn run() -> ExitCode {
         return vidsnap_media::extract::child_main();
     }
     init_logging();
+    // One TLS provider for every client (SMTP, webhooks, object storage): aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match &cli.command {
+        Command::Serve(args) => return run_serve(args),
+        Command::Config(args) => return print_config(args),
+        _ => {}
+    }
     let engine = match extractor() {
         Ok(extractor) => MediaEngine::new(cli.media.config(), extractor),
         Err(failure) => {
@@ -221,7 +262,9 @@ pub(crate) fn run() -> ExitCode {
                 args.json,
                 interruptible(commands::frames(&engine, args)).await,
             ),
-            Command::InternalExtract => (false, Ok(ExitCode::SUCCESS)),
+            Command::InternalExtract | Command::Serve(_) | Command::Config(_) => {
+                (false, Ok(ExitCode::SUCCESS))
+            }
         }
     });
     match outcome {
@@ -248,6 +291,51 @@ async fn interruptible(
     }
 }
 
+fn run_serve(args: &ServeArgs) -> ExitCode {
+    let config = match crate::config::load(args.config.as_deref(), &args.flags()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error[invalid-config]: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error[internal]: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::serve::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error[startup-failed]: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_config(args: &ServeArgs) -> ExitCode {
+    let checked = crate::config::load(args.config.as_deref(), &args.flags())
+        .and_then(|_| crate::config::redacted(args.config.as_deref(), &args.flags()));
+    match checked {
+        Ok(value) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error[invalid-config]: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn extractor() -> Result<ExtractorCommand, Failure> {
     let program = std::env::current_exe().map_err(|e| Failure {
         code: ErrorCode::Internal,
@@ -262,8 +350,10 @@ fn extractor() -> Result<ExtractorCommand, Failure> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIDSNAP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

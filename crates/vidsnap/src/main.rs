@@ -4,10 +4,14 @@
 //! - `cli`: the command line (clap) and the exit-code / error-output contract.
 //! - `commands`: one function per subcommand, each a thin layer over a library crate.
 //! - `progress`: the terminal progress bar (nothing when stderr is not a terminal).
+//! - `config`: the layered configuration of `serve` (defaults < file < env < flags).
+//! - `serve`: wiring: builds the backends behind the port traits and runs the roles.
 
 mod cli;
 mod commands;
+mod config;
 mod progress;
+mod serve;
 
 use std::process::ExitCode;
 

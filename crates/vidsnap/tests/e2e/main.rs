@@ -1,4 +1,5 @@
-//! End-to-end tests of the `vidsnap` binary on clips generated with real ffmpeg.
+//! End-to-end tests of the `vidsnap` binary on clips generated with real ffmpeg: the command line
+//! (`probe`, `frames`) and the service (`serve`, over HTTP, with a real SMTP listener).
 //!
 //! One test binary (modules below) so the workspace links once. Clips are generated on first use
 //! into a per-run directory (`support::clip`); every test gets its own output and scratch
@@ -11,4 +12,5 @@ mod cleanup;
 mod errors;
 mod frames;
 mod probe;
+mod service;
 mod support;

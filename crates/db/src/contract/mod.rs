@@ -1,0 +1,178 @@
+//! The behaviour every backend of [`Repository`] and [`JobQueue`] must show, written once.
+//!
+//! Each check is an `async fn` over `&dyn Repository` or `&dyn JobQueue` that panics on the
+//! first difference, and expects a fresh, empty database. [`contract_tests!`](crate::contract_tests)
+//! turns the whole list into `#[tokio::test]`s for one backend, so a new backend runs every
+//! check by construction:
+//!
+//! ```text
+//! async fn fresh() -> Fresh { /* a new, empty store, kept alive with its temp dir */ }
+//! vidsnap_db::contract_tests!(fresh);
+//! ```
+//!
+//! `fresh().await` must return something that dereferences to a type implementing both traits.
+//!
+//! [`Repository`]: vidsnap_domain::Repository
+//! [`JobQueue`]: vidsnap_domain::JobQueue
+
+// Contract checks fail by panicking, like any test.
+#![allow(clippy::unwrap_used)]
+
+pub mod accounts;
+pub mod notifications;
+pub mod queue;
+pub mod videos;
+
+use std::{future::Future, time::Duration};
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use vidsnap_domain::{
+    PortError, Repository, Transition, User, UserId, Video, VideoId, VideoOptions, VideoStatus,
+    Webhook, WebhookId,
+};
+
+/// Generates one `#[tokio::test]` per contract check, each on its own `$fresh().await` store.
+#[macro_export]
+macro_rules! contract_tests {
+    ($fresh:path) => {
+        $crate::contract_tests!(@each $fresh, accounts:
+            emails_are_unique_ignoring_case,
+            external_users_are_created_once,
+            refresh_tokens_are_single_use_and_expire,
+            api_keys_work_until_revoked,
+        );
+        $crate::contract_tests!(@each $fresh, videos:
+            other_users_rows_are_not_found,
+            videos_are_paged_newest_first,
+            transitions_follow_the_status_machine,
+            deleting_a_video_takes_its_history_and_notifications,
+            counts_cover_every_status,
+        );
+        $crate::contract_tests!(@each $fresh, notifications:
+            terminal_outcomes_notify_once_per_channel,
+            a_new_cycle_notifies_again,
+            notifications_are_leased_retried_and_redelivered,
+            deliveries_are_the_webhooks_newest_first,
+        );
+        $crate::contract_tests!(@each $fresh, queue:
+            enqueue_is_idempotent_per_video,
+            enqueue_during_a_run_queues_the_next,
+            claims_take_the_oldest_due_job,
+            expired_leases_are_taken_over,
+            release_and_dead_letter,
+            stats_count_and_age,
+            wait_for_work_wakes_on_enqueue,
+        );
+    };
+    (@each $fresh:path, $module:ident: $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $check() {
+                let store = $fresh().await;
+                $crate::contract::$module::$check(&*store).await;
+            }
+        )*
+    };
+}
+
+/// Now, at the precision every backend keeps (microseconds), so values compare equal after a
+/// round trip.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub(crate) fn seconds(n: i64) -> TimeDelta {
+    TimeDelta::seconds(n)
+}
+
+pub fn user(email: &str) -> User {
+    User {
+        id: UserId::new(),
+        email: email.to_owned(),
+        password_hash: Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".to_owned()),
+        external_issuer: None,
+        external_subject: None,
+        created_at: now(),
+    }
+}
+
+pub(crate) async fn new_user(repo: &dyn Repository, email: &str) -> User {
+    let user = user(email);
+    repo.create_user(&user).await.unwrap();
+    user
+}
+
+pub fn video(owner: UserId, file_name: &str) -> Video {
+    let at = now();
+    Video {
+        id: VideoId::new(),
+        owner,
+        file_name: file_name.to_owned(),
+        size: Some(1234),
+        options: VideoOptions::default(),
+        status: VideoStatus::AwaitingUpload,
+        attempts: 0,
+        max_attempts: 3,
+        cycle: 0,
+        last_error: None,
+        probe: None,
+        outputs: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub(crate) async fn new_video(repo: &dyn Repository, owner: UserId, file_name: &str) -> Video {
+    let video = video(owner, file_name);
+    repo.create_video(&video).await.unwrap();
+    video
+}
+
+pub(crate) async fn new_webhook(repo: &dyn Repository, owner: UserId, url: &str) -> Webhook {
+    let hook = Webhook {
+        id: WebhookId::new(),
+        owner,
+        url: url.to_owned(),
+        secret: "whsec_test".to_owned(),
+        created_at: now(),
+    };
+    repo.create_webhook(&hook).await.unwrap();
+    hook
+}
+
+/// Drives `video` through the given statuses, starting an attempt on entering `processing`.
+pub(crate) async fn walk(repo: &dyn Repository, video: VideoId, path: &[VideoStatus]) -> Video {
+    let mut last = None;
+    for &to in path {
+        let mut change = Transition::to(to);
+        change.start_attempt = to == VideoStatus::Processing;
+        last = Some(repo.transition(video, change).await.unwrap());
+    }
+    last.expect("a non-empty path")
+}
+
+pub(crate) fn assert_not_found<T: std::fmt::Debug>(result: Result<T, PortError>, what: &str) {
+    assert!(
+        matches!(result, Err(PortError::NotFound)),
+        "{what}: expected NotFound, got {result:?}"
+    );
+}
+
+/// Polls `probe` until it yields, for at most `within`; panics naming `what` otherwise.
+pub(crate) async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

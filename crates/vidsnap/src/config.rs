@@ -1,0 +1,215 @@
+//! One configuration story for `vidsnap serve`: defaults < `vidsnap.toml` (or `--config FILE`) <
+//! `VIDSNAP_SECTION__KEY` environment variables < command-line flags. `vidsnap config` prints the
+//! merged result with secrets redacted; `vidsnap.example.toml` lists every key.
+
+use std::path::{Path, PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use vidsnap_api::ApiSettings;
+use vidsnap_domain::Limits;
+use vidsnap_media::MediaConfig;
+use vidsnap_notify::{DeliveryConfig, SmtpConfig, WebhookConfig};
+use vidsnap_worker::WorkerConfig;
+
+/// Which parts of the service this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// API, workers and notification delivery in one process (the embedded default).
+    #[default]
+    All,
+    /// The HTTP API only.
+    Api,
+    /// Workers and notification delivery, with health endpoints.
+    Worker,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port (printed at start-up).
+    pub listen: String,
+    /// How clients reach this server (signed upload/download URLs embed it); defaults to
+    /// `http://` + the bound address.
+    pub public_url: Option<String>,
+    /// Where the embedded database, blobs and generated secrets live.
+    pub data_dir: PathBuf,
+    pub role: Role,
+    /// How long shutdown waits for requests and jobs before giving up, in seconds.
+    pub shutdown_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            data_dir: PathBuf::from("data"),
+            role: Role::All,
+            shutdown_seconds: 30,
+        }
+    }
+}
+
+/// The metadata database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DatabaseConfig {
+    /// One SQLite file (`{data_dir}/vidsnap.db` unless `path` is set).
+    Sqlite { path: Option<PathBuf> },
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self::Sqlite { path: None }
+    }
+}
+
+/// Blob storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageConfig {
+    /// Files under `root` (`{data_dir}/blobs` unless set), served through signed URLs.
+    Local { root: Option<PathBuf> },
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self::Local { root: None }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Signs access tokens and blob URLs. Unset: generated once into `{data_dir}/secret.key`.
+    /// Several API processes must share it.
+    pub secret: Option<String>,
+}
+
+/// Everything `vidsnap serve` reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub api: ApiSettings,
+    pub worker: WorkerConfig,
+    pub media: MediaConfig,
+    #[serde(skip_serializing)]
+    pub smtp: SmtpConfig,
+    #[serde(skip_serializing)]
+    pub webhooks: WebhookConfig,
+    #[serde(skip_serializing)]
+    pub notifications: DeliveryConfig,
+}
+
+/// Overrides from command-line flags (the highest layer).
+#[derive(Debug, Default, Serialize)]
+pub struct Flags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// The layered figment: defaults, file, environment, flags.
+pub fn figment(file: Option<&Path>, flags: &Flags) -> Figment {
+    let file = file.map_or_else(|| PathBuf::from("vidsnap.toml"), Path::to_path_buf);
+    Figment::from(Serialized::defaults(Config::default()))
+        .merge(Toml::file(file))
+        .merge(
+            // Only `VIDSNAP_SECTION__KEY`: `VIDSNAP_LOG` and `VIDSNAP_CONFIG` are not settings.
+            Env::prefixed("VIDSNAP_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__")
+                .map(|key| key.as_str().to_lowercase().into()),
+        )
+        .merge(Serialized::default("server", flags))
+}
+
+/// Loads and checks the configuration.
+pub fn load(file: Option<&Path>, flags: &Flags) -> Result<Config, Box<figment::Error>> {
+    if let Some(file) = file
+        && !file.exists()
+    {
+        let message = format!("config file {} not found", file.display());
+        return Err(Box::new(figment::Error::from(message)));
+    }
+    let mut config: Config = figment(file, flags).extract().map_err(Box::new)?;
+    config.media.limits = config.limits.clone();
+    Ok(config)
+}
+
+/// The merged configuration as TOML-ish JSON with every secret-looking value redacted.
+pub fn redacted(
+    file: Option<&Path>,
+    flags: &Flags,
+) -> Result<serde_json::Value, Box<figment::Error>> {
+    let value: serde_json::Value = figment(file, flags).extract().map_err(Box::new)?;
+    Ok(redact(value))
+}
+
+fn redact(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, v)| {
+                    let secret = ["secret", "password", "token"]
+                        .iter()
+                        .any(|s| key.contains(s));
+                    let v = if secret && !v.is_null() {
+                        Value::String("<redacted>".into())
+                    } else {
+                        redact(v)
+                    };
+                    (key, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_file_names_only_real_keys() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vidsnap.example.toml");
+        assert!(path.exists(), "{} is missing", path.display());
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&path))
+            .extract()
+            .unwrap_or_else(|e| panic!("vidsnap.example.toml does not load: {e}"));
+        let defaults = Config::default();
+        assert_eq!(config.server.listen, defaults.server.listen);
+        assert_eq!(config.limits, defaults.limits);
+        assert_eq!(config.worker.max_attempts, defaults.worker.max_attempts);
+        assert_eq!(config.notifications, defaults.notifications);
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let value =
+            serde_json::json!({"auth": {"secret": "s3"}, "smtp": {"password": "p", "host": "h"}});
+        let out = redact(value);
+        assert_eq!(out["auth"]["secret"], "<redacted>");
+        assert_eq!(out["smtp"]["password"], "<redacted>");
+        assert_eq!(out["smtp"]["host"], "h");
+    }
+}

@@ -1,0 +1,235 @@
+//! `vidsnap serve`: builds every backend named by the configuration, behind the port traits, and
+//! runs the roles this process has: the API, the workers, notification delivery.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use vidsnap_api::{
+    AppState, Shared, auth::tokens::TokenKeys, events::VideoEvents, upload::QueueOnUpload,
+};
+use vidsnap_db::SqliteStore;
+use vidsnap_domain::{BlobStore, JobQueue, Repository};
+use vidsnap_media::{ExtractorCommand, MediaEngine};
+use vidsnap_notify::{Deliverer, Mailer, WebhookSender};
+use vidsnap_storage::{LocalStore, UrlSigner};
+use vidsnap_worker::Worker;
+
+use crate::config::{Config, DatabaseConfig, Role, StorageConfig};
+
+/// Runs until Ctrl-C or SIGTERM, then shuts down gracefully: stop accepting requests and
+/// claiming jobs, end event streams, let running jobs finish within the grace period or hand
+/// them back.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let data_dir = &config.server.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let secret = server_secret(&config, data_dir)?;
+
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+
+    let store = match &config.database {
+        DatabaseConfig::Sqlite { path } => {
+            let path = path.clone().unwrap_or_else(|| data_dir.join("vidsnap.db"));
+            Arc::new(
+                SqliteStore::open(&path)
+                    .await
+                    .with_context(|| format!("opening the database {}", path.display()))?,
+            )
+        }
+    };
+    let repo: Arc<dyn Repository> = store.clone();
+    let queue: Arc<dyn JobQueue> = store.clone();
+
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    let address = listener.local_addr()?;
+    let public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+
+    let signer = UrlSigner::new(derive_key(&secret, b"blob-urls"), public_url.clone());
+    let local = match &config.storage {
+        StorageConfig::Local { root } => {
+            let root = root.clone().unwrap_or_else(|| data_dir.join("blobs"));
+            Arc::new(LocalStore::open(root, signer.clone()).context("opening blob storage")?)
+        }
+    };
+    let blobs: Arc<dyn BlobStore> = local.clone();
+
+    let events = VideoEvents::default();
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let runs_api = matches!(config.server.role, Role::All | Role::Api);
+    let runs_workers = matches!(config.server.role, Role::All | Role::Worker);
+
+    let mut deliveries_waker = None;
+    if runs_workers {
+        let extractor = ExtractorCommand {
+            program: std::env::current_exe().context("locating the vidsnap executable")?,
+            args: vec!["internal-extract".into()],
+        };
+        // Scratch space of this server's jobs: cleared at start, since a process that was
+        // killed (SIGKILL, power loss) could not remove its jobs' scratch directories.
+        let mut media_config = config.media.clone();
+        if media_config.temp_dir.is_none() {
+            let scratch = data_dir.join("tmp");
+            if scratch.exists() {
+                std::fs::remove_dir_all(&scratch)
+                    .with_context(|| format!("clearing {}", scratch.display()))?;
+            }
+            std::fs::create_dir_all(&scratch)?;
+            media_config.temp_dir = Some(scratch);
+        }
+        let media = MediaEngine::new(media_config, extractor);
+        let on_change = {
+            let events = events.clone();
+            Arc::new(move |video: &vidsnap_domain::Video| events.publish(video))
+        };
+        let worker = Arc::new(Worker::new(
+            config.worker.clone(),
+            repo.clone(),
+            queue.clone(),
+            blobs.clone(),
+            media,
+            on_change,
+        ));
+        tasks.spawn(worker.run(shutdown.clone()));
+
+        let mailer = if config.smtp.host.is_empty() {
+            tracing::info!("SMTP is not configured: e-mails are logged, not sent");
+            Mailer::log_only()
+        } else {
+            Mailer::new(&config.smtp).context("configuring SMTP")?
+        };
+        let webhooks = WebhookSender::new(&config.webhooks).context("configuring webhooks")?;
+        let deliverer = Deliverer::new(repo.clone(), mailer, webhooks, &config.notifications);
+        deliveries_waker = Some(deliverer.waker());
+        tasks.spawn(deliverer.run(shutdown.clone()));
+    }
+
+    let state = AppState::new(Shared {
+        repo: repo.clone(),
+        queue: queue.clone(),
+        blobs,
+        keys: TokenKeys::new(
+            &derive_key(&secret, b"access-tokens"),
+            Duration::from_secs(config.api.access_token_seconds),
+            Duration::from_secs(config.api.refresh_token_seconds),
+        ),
+        settings: config.api.clone(),
+        limits: config.limits.clone(),
+        events: events.clone(),
+        metrics: Some(metrics),
+        oidc: None,
+        shutdown: shutdown.clone(),
+        deliveries_waker: deliveries_waker.clone(),
+    });
+    let mut app = vidsnap_api::router(state);
+    if runs_api {
+        let on_upload = Arc::new(QueueOnUpload {
+            repo: repo.clone(),
+            queue: queue.clone(),
+            events,
+        });
+        app = app.merge(vidsnap_storage::routes(
+            local,
+            signer,
+            on_upload,
+            config.limits.max_bytes,
+        ));
+    }
+
+    tracing::info!(%address, role = ?config.server.role, "serving");
+    println!(
+        "Vidsnap is listening on {public_url} (data in {})",
+        data_dir.display()
+    );
+
+    tasks.close();
+    let server_shutdown = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        server_shutdown.cancelled().await;
+    });
+    let signals = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        })
+    };
+    server.await.context("serving HTTP")?;
+    let grace = Duration::from_secs(config.server.shutdown_seconds);
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!("background tasks did not stop within {grace:?}");
+    }
+    signals.abort();
+    store.close().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The configured secret, or one generated once and kept in the data directory.
+fn server_secret(config: &Config, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.auth.secret {
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "auth.secret must be at least 32 characters"
+        );
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = data_dir.join("secret.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()));
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+    {
+        use std::{io::Write, os::unix::fs::OpenOptionsExt};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        file.write_all(hex::encode(bytes).as_bytes())?;
+    }
+    Ok(bytes.to_vec())
+}
+
+/// A key per purpose, so a blob-URL signature can never pass as a token signature.
+fn derive_key(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(purpose);
+    hasher.update([0]);
+    hasher.update(secret);
+    hasher.finalize().to_vec()
+}

@@ -1,0 +1,154 @@
+//! Bad input dies at once with its code; transient faults are retried; a server killed mid-job
+//! finishes the video exactly once after a restart.
+
+#![allow(clippy::unwrap_used)]
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::support::{App, Smtp, history};
+use crate::support::clip;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_named_mp4_fails_then_dies_with_one_email() {
+    let smtp = Smtp::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(data.path(), &smtp.env()).await;
+    let token = app.register("ana@example.com").await;
+    let id = app
+        .upload(&token, &clip("text.mp4"), "notes.mp4", "10s")
+        .await;
+    let video = app.wait_for_status(&token, &id, "dead").await;
+    assert_eq!(
+        history(&video),
+        ["awaiting_upload", "queued", "processing", "failed", "dead"]
+    );
+    assert_eq!(video["attempts"], 1, "bad input is not retried");
+    assert_eq!(video["last_error"]["code"], "not-a-video");
+    assert!(video.get("outputs").is_none_or(serde_json::Value::is_null));
+    let mail = smtp.wait_for(1).await;
+    assert!(mail[0].contains("not-a-video"), "{}", mail[0]);
+    // Still exactly one a moment later: poll the delivery state instead of sleeping.
+    let stopped = app.stop().await;
+    assert!(stopped.success());
+    assert_eq!(smtp.messages().len(), 1);
+    // A user's retry of a dead video starts a new cycle: it fails again and notifies again.
+    let app = App::start(data.path(), &smtp.env()).await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("/v1/videos/{id}/retry"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    app.wait_for(&token, &id, "a second death", |v| {
+        v["status"] == "dead" && history(v).iter().filter(|s| *s == "dead").count() == 2
+    })
+    .await;
+    assert_eq!(smtp.wait_for(2).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_storage_fault_is_retried_and_succeeds() {
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(data.path(), &[]).await;
+    let token = app.register("ana@example.com").await;
+    let (_, created) = app
+        .call(
+            Method::POST,
+            "/v1/videos",
+            Some(&token),
+            Some(json!({"file_name": "a.mp4", "options": {"every": "1s"}})),
+        )
+        .await;
+    let id = created["video"]["id"].as_str().unwrap().to_owned();
+    let upload = created["upload"]["url"].as_str().unwrap();
+    let key = upload
+        .split("/v1/blobs/")
+        .nth(1)
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
+    let folder = data
+        .path()
+        .join("blobs")
+        .join(key)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // A directory where the zip must go: storing it fails until the directory is removed.
+    let obstacle = folder.join("a-images.zip");
+    std::fs::create_dir_all(&obstacle).unwrap();
+
+    let response = app
+        .http
+        .put(upload)
+        .body(std::fs::read(clip("short3.mp4")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let failed = app
+        .wait_for(&token, &id, "a failed attempt", |v| {
+            history(v).contains(&"failed".to_owned())
+        })
+        .await;
+    assert_eq!(failed["last_error"]["code"], "output-failed");
+    std::fs::remove_dir(&obstacle).unwrap();
+
+    let video = app.wait_for_status(&token, &id, "succeeded").await;
+    let statuses = history(&video);
+    assert!(video["attempts"].as_u64().unwrap() >= 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| *s == "succeeded").count(), 1);
+    assert!(video["last_error"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_job_then_restart_succeeds_exactly_once() {
+    let smtp = Smtp::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(data.path(), &smtp.env()).await;
+    let token = app.register("ana@example.com").await;
+    let (_, created) = app
+        .call(
+            Method::POST,
+            "/v1/videos",
+            Some(&token),
+            Some(json!({"file_name": "long.mp4", "options": {"every": "1s", "format": "png"}})),
+        )
+        .await;
+    let id = created["video"]["id"].as_str().unwrap().to_owned();
+    let url = created["upload"]["url"].as_str().unwrap();
+    let response = app
+        .http
+        .put(url)
+        .body(std::fs::read(clip("long-png.mp4")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    app.wait_for_status(&token, &id, "processing").await;
+    app.kill().await;
+
+    let app = App::start(data.path(), &smtp.env()).await;
+    let video = app.wait_for_status(&token, &id, "succeeded").await;
+    let statuses = history(&video);
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "succeeded").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&"queued".to_owned()));
+    assert_eq!(video["outputs"]["frames"], 120);
+    assert_eq!(smtp.wait_for(1).await.len(), 1);
+    assert!(app.stop().await.success());
+    assert_eq!(smtp.messages().len(), 1, "one notification");
+    let scratch = data.path().join("tmp");
+    assert!(
+        !scratch.exists() || crate::support::Sandbox::list(&scratch).is_empty(),
+        "no scratch left behind"
+    );
+}

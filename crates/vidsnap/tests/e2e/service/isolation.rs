@@ -1,0 +1,140 @@
+//! Users cannot see or touch each other's videos (a 404, the same as a missing video), and signed
+//! URLs are refused when tampered with or expired.
+
+#![allow(clippy::unwrap_used)]
+
+use reqwest::{Method, StatusCode};
+
+use super::support::App;
+use crate::support::clip;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_video_is_a_404_on_every_route() {
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(data.path(), &[]).await;
+    let ana = app.register("ana@example.com").await;
+    let bo = app.register("bo@example.com").await;
+    let id = app.upload(&ana, &clip("short3.mp4"), "a.mp4", "1s").await;
+    app.wait_for_status(&ana, &id, "succeeded").await;
+    let missing = vidsnap_domain::VideoId::new().to_string();
+
+    for (method, path) in [
+        (Method::GET, "/v1/videos/{id}"),
+        (Method::DELETE, "/v1/videos/{id}"),
+        (Method::POST, "/v1/videos/{id}/retry"),
+        (Method::POST, "/v1/videos/{id}/uploaded"),
+        (Method::GET, "/v1/videos/{id}/events"),
+    ] {
+        let theirs = app
+            .call(method.clone(), &path.replace("{id}", &id), Some(&bo), None)
+            .await;
+        let nobodys = app
+            .call(
+                method.clone(),
+                &path.replace("{id}", &missing),
+                Some(&bo),
+                None,
+            )
+            .await;
+        assert_eq!(
+            theirs.0,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            theirs.1
+        );
+        assert_eq!(
+            theirs, nobodys,
+            "{method} {path}: indistinguishable from a missing video"
+        );
+    }
+    let (_, list) = app.call(Method::GET, "/v1/videos", Some(&bo), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    // Still there for its owner.
+    assert_eq!(app.video(&ana, &id).await["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_and_expired_signed_urls_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(
+        data.path(),
+        &[("VIDSNAP_API__DOWNLOAD_URL_SECONDS", "1".into())],
+    )
+    .await;
+    let token = app.register("ana@example.com").await;
+    let (_, created) = app
+        .call(
+            Method::POST,
+            "/v1/videos",
+            Some(&token),
+            Some(serde_json::json!({"file_name": "a.mp4"})),
+        )
+        .await;
+    let url = created["upload"]["url"].as_str().unwrap().to_owned();
+    let id = created["video"]["id"].as_str().unwrap();
+    let body = std::fs::read(clip("short3.mp4")).unwrap();
+
+    // Another object, another signature, a later expiry: all refused, nothing stored.
+    let other_key = url.replace("/a.mp4?", "/b.mp4?");
+    let flipped = {
+        let (head, signature) = url.rsplit_once("signature=").unwrap();
+        let last = if signature.ends_with('0') { '1' } else { '0' };
+        format!(
+            "{head}signature={}{last}",
+            &signature[..signature.len() - 1]
+        )
+    };
+    let later = {
+        let expires: i64 = url
+            .split("expires=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        url.replace(
+            &format!("expires={expires}"),
+            &format!("expires={}", expires + 3600),
+        )
+    };
+    for tampered in [other_key, flipped, later] {
+        let response = app
+            .http
+            .put(&tampered)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{tampered}");
+    }
+    assert_eq!(app.video(&token, id).await["status"], "awaiting_upload");
+
+    // The genuine URL works; its download links expire after a second.
+    let response = app.http.put(&url).body(body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let video = app.wait_for_status(&token, id, "succeeded").await;
+    let zip_url = video["outputs"]["zip"]["url"].as_str().unwrap().to_owned();
+    let put_instead = app.http.put(&zip_url).body("x").send().await.unwrap();
+    assert_eq!(
+        put_instead.status(),
+        StatusCode::FORBIDDEN,
+        "a GET URL is not a PUT URL"
+    );
+    let expires: i64 = zip_url
+        .split("expires=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Wait (by the clock, not a guess) until the expiry has passed.
+    while chrono::Utc::now().timestamp() <= expires {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let response = app.http.get(&zip_url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
