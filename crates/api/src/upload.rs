@@ -43,7 +43,7 @@ impl QueueOnUpload {
         };
         self.events.publish(&queued);
         // If this enqueue is lost (crash just before it), the video stays `queued` without a job;
-        // the scheduler's sweep re-enqueues such videos.
+        // the workers' sweep (`WorkerConfig::requeue_after_seconds`) enqueues it again.
         self.queue
             .enqueue(NewJob {
                 video: video.id,

@@ -127,6 +127,10 @@ pub trait Repository: Send + Sync {
     async fn delete_video(&self, owner: UserId, id: VideoId) -> PortResult<Video>;
     /// Counts per status, for metrics.
     async fn count_by_status(&self) -> PortResult<Vec<(VideoStatus, u64)>>;
+    /// Videos `queued` since before `before` (oldest first, at most `limit`): the ones whose job
+    /// may have been lost between their status change and the enqueue, for the sweep to enqueue
+    /// again (enqueue is idempotent, so a video that has its job loses nothing).
+    async fn stale_queued(&self, before: DateTime<Utc>, limit: u32) -> PortResult<Vec<VideoId>>;
 
     // --- webhooks and notifications ---
     async fn create_webhook(&self, hook: &Webhook) -> PortResult<()>;

@@ -47,6 +47,7 @@ macro_rules! contract_tests {
             transitions_follow_the_status_machine,
             deleting_a_video_takes_its_history_and_notifications,
             counts_cover_every_status,
+            stale_queued_lists_only_old_queued_videos,
         );
         $crate::contract_tests!(@each $fresh, notifications:
             terminal_outcomes_notify_once_per_channel,

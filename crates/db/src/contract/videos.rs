@@ -310,3 +310,18 @@ pub async fn counts_cover_every_status(repo: &dyn Repository) {
     expected.sort_by_key(|(status, _)| status.as_str());
     assert_eq!(counts, expected);
 }
+
+pub async fn stale_queued_lists_only_old_queued_videos(repo: &dyn Repository) {
+    let alice = new_user(repo, "alice@example.com").await;
+    let waiting = new_video(repo, alice.id, "a.mp4").await;
+    let queued = new_video(repo, alice.id, "b.mp4").await;
+    let processing = new_video(repo, alice.id, "c.mp4").await;
+    walk(repo, queued.id, &[Queued]).await;
+    walk(repo, processing.id, &[Queued, Processing]).await;
+    let later = crate::contract::now() + chrono::Duration::seconds(1);
+    assert_eq!(repo.stale_queued(later, 10).await.unwrap(), vec![queued.id]);
+    let earlier = crate::contract::now() - chrono::Duration::seconds(60);
+    assert!(repo.stale_queued(earlier, 10).await.unwrap().is_empty());
+    assert!(repo.stale_queued(later, 0).await.unwrap().is_empty());
+    let _ = waiting;
+}

@@ -102,6 +102,14 @@ impl Repository for SqliteStore {
         videos::count_by_status(self).await
     }
 
+    async fn stale_queued(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> PortResult<Vec<VideoId>> {
+        videos::stale_queued(self, before, limit).await
+    }
+
     async fn create_webhook(&self, hook: &Webhook) -> PortResult<()> {
         notifications::create_webhook(self, hook).await
     }

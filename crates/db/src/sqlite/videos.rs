@@ -224,3 +224,25 @@ pub(super) async fn count_by_status(store: &SqliteStore) -> PortResult<Vec<(Vide
     }
     Ok(counts)
 }
+
+pub(super) async fn stale_queued(
+    store: &SqliteStore,
+    before: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> PortResult<Vec<VideoId>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM videos WHERE status = 'queued' AND updated_at < ?
+         ORDER BY updated_at LIMIT ?",
+    )
+    .bind(micros(before))
+    .bind(i64::from(limit))
+    .fetch_all(&store.pool)
+    .await
+    .map_err(port_error)?;
+    rows.into_iter()
+        .map(|(id,)| {
+            id.parse()
+                .map_err(|e| crate::error::corrupt("videos.id", e))
+        })
+        .collect()
+}
