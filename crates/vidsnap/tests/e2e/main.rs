@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod cleanup;
+mod config;
 mod errors;
 mod frames;
 mod probe;

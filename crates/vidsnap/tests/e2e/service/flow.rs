@@ -272,3 +272,36 @@ async fn bad_requests_get_field_errors_and_health_endpoints_answer() {
         assert!(metrics.contains(name), "{name} in /metrics:\n{metrics}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_event_streams_and_exits() {
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(data.path(), &[]).await;
+    let token = app.register("ana@example.com").await;
+    let (_, created) = app
+        .call(
+            Method::POST,
+            "/v1/videos",
+            Some(&token),
+            Some(serde_json::json!({"file_name": "a.mp4"})),
+        )
+        .await;
+    let id = created["video"]["id"].as_str().unwrap();
+    let mut stream = app
+        .http
+        .get(format!("{}/v1/videos/{id}/events", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("awaiting_upload"));
+    // The video never gets its upload: only shutdown can end this stream.
+    let stopped = tokio::spawn(app.stop());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ended on shutdown");
+    assert!(stopped.await.unwrap().success(), "graceful exit");
+}
