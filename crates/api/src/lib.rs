@@ -1,11 +1,16 @@
 //! Vidsnap's HTTP API.
 //!
 //! # Layout
-//! - [`router`]: every route, with the metrics middleware and a JSON 404.
+//! - [`router`]: every route, with the metrics middleware and a JSON 404; [`openapi`]: their
+//!   description (served at `/openapi.json`, rendered at `/docs`).
 //! - [`state`]: [`AppState`], what handlers share (ports as `Arc<dyn …>`, token keys, settings).
 //! - `routes/`: one module per resource: `auth` (accounts, tokens, API keys), `videos`
 //!   (create/list/show/delete/retry, SSE), `webhooks` (and their delivery log), `health`
-//!   (`/healthz`, `/readyz`, `/metrics`).
+//!   (`/healthz`, `/readyz`, `/metrics`), `docs` (`/openapi.json`, `/docs`). Each handler carries
+//!   its `#[utoipa::path]` annotation and is registered with `utoipa_axum::routes!`, which routes
+//!   it and describes it at once.
+//! - `openapi`: what the annotations do not say: security schemes, shared error answers, the
+//!   storage's signed blob routes, schemas of domain types.
 //! - [`auth`]: the [`auth::Caller`] extractor, passwords, tokens, external identities.
 //! - [`error`]: [`ApiError`], the one error type at the edge.
 //! - [`upload`]: [`upload::QueueOnUpload`], the upload-complete -> queued link.
@@ -14,23 +19,39 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+mod openapi;
 mod routes;
 pub mod state;
 pub mod upload;
 
 use axum::{Router, http::StatusCode, middleware};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
 pub use state::{ApiSettings, AppState, Shared};
 
-/// Every route of the API.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route with its operation: the one list both [`router`] and [`openapi`] are made from.
+fn described_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::auth::routes())
         .merge(routes::videos::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::health::routes())
+        .merge(routes::docs::routes())
+}
+
+/// Every route of the API.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = described_routes().split_for_parts();
+    routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
         .layer(middleware::from_fn(routes::health::track))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of every route of [`router`], and of the signed blob routes the
+/// local storage backend adds beside them.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::complete(described_routes().into_openapi())
 }

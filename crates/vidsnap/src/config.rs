@@ -75,6 +75,10 @@ impl Default for DatabaseConfig {
 pub enum StorageConfig {
     /// Files under `root` (`{data_dir}/blobs` unless set), served through signed URLs.
     Local { root: Option<PathBuf> },
+    /// An S3-compatible bucket (AWS S3, SeaweedFS, MinIO, Garage); presigned URLs are SigV4.
+    /// Uploads reach processing through `POST /v1/videos/{id}/uploaded` (or, scaled out, S3
+    /// event notifications).
+    S3(vidsnap_storage::S3Config),
 }
 
 impl Default for StorageConfig {
@@ -89,6 +93,9 @@ pub struct AuthConfig {
     /// Signs access tokens and blob URLs. Unset: generated once into `{data_dir}/secret.key`.
     /// Several API processes must share it.
     pub secret: Option<String>,
+    /// Also accept tokens from this OpenID Connect issuer (e.g. Amazon Cognito); unset: only
+    /// this server's own tokens and API keys.
+    pub oidc: Option<vidsnap_api::auth::oidc::OidcConfig>,
 }
 
 /// Everything `vidsnap serve` reads.

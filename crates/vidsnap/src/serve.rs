@@ -13,7 +13,7 @@ use vidsnap_db::SqliteStore;
 use vidsnap_domain::{BlobStore, JobQueue, Repository};
 use vidsnap_media::{ExtractorCommand, MediaEngine};
 use vidsnap_notify::{Deliverer, Mailer, WebhookSender};
-use vidsnap_storage::{LocalStore, UrlSigner};
+use vidsnap_storage::{LocalStore, S3Store, UrlSigner};
 use vidsnap_worker::Worker;
 
 use crate::config::{Config, DatabaseConfig, Role, StorageConfig};
@@ -55,13 +55,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{address}"));
 
     let signer = UrlSigner::new(derive_key(&secret, b"blob-urls"), public_url.clone());
-    let local = match &config.storage {
+    // The local store serves its own signed URLs, so it also needs routes (below).
+    let (blobs, local): (Arc<dyn BlobStore>, Option<Arc<LocalStore>>) = match &config.storage {
         StorageConfig::Local { root } => {
             let root = root.clone().unwrap_or_else(|| data_dir.join("blobs"));
-            Arc::new(LocalStore::open(root, signer.clone()).context("opening blob storage")?)
+            let store =
+                Arc::new(LocalStore::open(root, signer.clone()).context("opening blob storage")?);
+            (store.clone(), Some(store))
+        }
+        StorageConfig::S3(s3) => {
+            let store = S3Store::new(s3.clone()).context("configuring S3 storage")?;
+            (Arc::new(store), None)
         }
     };
-    let blobs: Arc<dyn BlobStore> = local.clone();
 
     let events = VideoEvents::default();
     let shutdown = CancellationToken::new();
@@ -127,12 +133,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         limits: config.limits.clone(),
         events: events.clone(),
         metrics: Some(metrics),
-        oidc: None,
+        oidc: match config.auth.oidc.clone() {
+            Some(oidc) => Some(Arc::new(
+                vidsnap_api::auth::oidc::OidcVerifier::new(oidc)
+                    .context("configuring auth.oidc")?,
+            )),
+            None => None,
+        },
         shutdown: shutdown.clone(),
         deliveries_waker: deliveries_waker.clone(),
     });
     let mut app = vidsnap_api::router(state);
-    if runs_api {
+    if let Some(local) = local.filter(|_| runs_api) {
         let on_upload = Arc::new(QueueOnUpload {
             repo: repo.clone(),
             queue: queue.clone(),

@@ -7,6 +7,7 @@
 //!
 //! Identity is never taken from unverified headers.
 
+pub mod oidc;
 pub mod passwords;
 pub mod tokens;
 

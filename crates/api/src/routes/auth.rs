@@ -1,13 +1,14 @@
 //! Accounts and credentials: register, log in, refresh, who am I, API keys.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, State},
     http::StatusCode,
-    routing::{delete, get, post},
 };
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use vidsnap_domain::{ApiKey, ApiKeyId, PortError, User, UserId};
 
 use crate::{
@@ -16,36 +17,47 @@ use crate::{
         Caller, passwords,
         tokens::{random_secret, sha256_hex},
     },
+    openapi::ErrorBody,
 };
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/register", post(register))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/me", get(me))
-        .route("/v1/api-keys", post(create_key).get(list_keys))
-        .route("/v1/api-keys/{id}", delete(revoke_key))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(me))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[schema(examples("ada@example.com"))]
     pub email: String,
+    /// 10 to 256 characters.
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A new token pair, and whose it is.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Tokens {
     pub user: UserView,
+    /// A JWT to send as `Authorization: Bearer …`.
     pub access_token: String,
+    #[schema(examples("Bearer"))]
     pub token_type: &'static str,
+    /// Seconds the access token stays valid.
     pub expires_in: u64,
+    /// Opaque (`vsr_…`), single use: exchange it at `/v1/auth/refresh` for a new pair.
     pub refresh_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: UserId,
     pub email: String,
     pub created_at: chrono::DateTime<Utc>,
@@ -106,6 +118,21 @@ async fn issue(state: &AppState, user: &User) -> ApiResult<Tokens> {
     })
 }
 
+/// Create an account
+///
+/// Answers with a first token pair, as a login would.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/register",
+    operation_id = "register",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The account exists; here are its tokens.", body = Tokens),
+        (status = 409, description = "An account with this e-mail exists (`email-taken`).", body = ErrorBody),
+        (status = 422, description = "The e-mail or the password is not acceptable (`validation-failed`).", body = ErrorBody),
+    ),
+)]
 async fn register(
     State(state): State<AppState>,
     Json(credentials): Json<Credentials>,
@@ -135,6 +162,18 @@ async fn register(
     Ok((StatusCode::CREATED, Json(issue(&state, &user).await?)))
 }
 
+/// Log in with e-mail and password
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A new token pair.", body = Tokens),
+        (status = 401, description = "Wrong e-mail or password (`unauthorized`).", body = ErrorBody),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     Json(credentials): Json<Credentials>,
@@ -155,13 +194,26 @@ async fn login(
     Ok(Json(issue(&state, &user).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// Exchanges a refresh token (once) for a new pair.
+/// Exchange a refresh token for a new pair
+///
+/// A refresh token works once: the answer carries its replacement.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    operation_id = "refresh_tokens",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair.", body = Tokens),
+        (status = 401, description = "The refresh token is invalid, used or expired (`unauthorized`).", body = ErrorBody),
+    ),
+)]
 async fn refresh(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
@@ -187,6 +239,15 @@ async fn refresh(
     Ok(Json(issue(&state, &user).await?))
 }
 
+/// Who am I
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "get_me",
+    tag = "auth",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "The caller's account.", body = UserView)),
+)]
 async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<UserView>> {
     let user = state
         .repo
@@ -196,22 +257,31 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Use
     Ok(Json((&user).into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// 1 to 100 characters, to tell keys apart.
+    #[schema(examples("ci"))]
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKey)]
 pub struct KeyView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: ApiKeyId,
     pub name: String,
+    /// The key's first characters, to recognise it.
+    #[schema(examples("vsk_1a2b3c4d"))]
     pub prefix: String,
     pub created_at: chrono::DateTime<Utc>,
+    #[schema(required = true)]
     pub last_used_at: Option<chrono::DateTime<Utc>>,
+    #[schema(required = true)]
     pub revoked_at: Option<chrono::DateTime<Utc>>,
     /// Only in the creation response: the secret is not stored and cannot be shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub key: Option<String>,
 }
 
@@ -229,6 +299,21 @@ impl From<&ApiKey> for KeyView {
     }
 }
 
+/// Create an API key
+///
+/// The secret is in this answer only (`key`): it is stored hashed and cannot be shown again.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    operation_id = "create_api_key",
+    tag = "api-keys",
+    request_body = NewKey,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "The key, with its secret.", body = KeyView),
+        (status = 422, description = "The name is empty or too long (`validation-failed`).", body = ErrorBody),
+    ),
+)]
 async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -259,6 +344,17 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// List API keys
+///
+/// Every key of the caller, revoked ones included, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    operation_id = "list_api_keys",
+    tag = "api-keys",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "The caller's keys.", body = [KeyView])),
+)]
 async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
     let keys = state
         .repo
@@ -268,6 +364,19 @@ async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<J
     Ok(Json(keys.iter().map(KeyView::from).collect()))
 }
 
+/// Revoke an API key
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    operation_id = "revoke_api_key",
+    tag = "api-keys",
+    params(("id" = uuid::Uuid, Path, description = "The key's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Revoked: the key no longer authenticates."),
+        (status = 404, description = "No such key of the caller (`not-found`).", body = ErrorBody),
+    ),
+)]
 async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,

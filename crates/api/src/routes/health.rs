@@ -3,25 +3,72 @@
 use std::time::Instant;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{MatchedPath, Request, State},
     http::{StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
-    routing::get,
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    #[schema(examples("ok"))]
+    status: &'static str,
+}
+
+/// Whether this process answers
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "liveness",
+    tag = "health",
+    responses((status = 200, description = "The process is up.", body = Liveness)),
+)]
+async fn live() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// Which backends answered.
+    checks: Checks,
+    /// `ready` or `not-ready`.
+    #[schema(examples("ready", "not-ready"))]
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checks {
+    database: bool,
+    queue: bool,
+    storage: bool,
+}
+
+/// Whether this process can serve
+///
 /// Ready when every backend this process needs answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readiness",
+    tag = "health",
+    responses(
+        (status = 200, description = "Every backend answers.", body = Readiness),
+        (status = 503, description = "A backend does not answer; `checks` says which.", body = Readiness),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> Response {
     let database = state.repo.ping().await.is_ok();
     let storage = state.blobs.ping().await.is_ok();
@@ -32,14 +79,31 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ok { "ready" } else { "not-ready" },
-        "checks": {"database": database, "storage": storage, "queue": queue},
-    });
+    let body = Readiness {
+        status: if ok { "ready" } else { "not-ready" },
+        checks: Checks {
+            database,
+            queue,
+            storage,
+        },
+    };
     (status, Json(body)).into_response()
 }
 
-/// Gauges are refreshed at scrape time from the database and the queue.
+/// Prometheus metrics
+///
+/// Request latencies by route, videos by status, queue depth and age.
+// Gauges are refreshed at scrape time from the database and the queue.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "The Prometheus text format.", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 404, description = "Metrics are disabled (a plain-text answer).", content_type = "text/plain", body = String),
+    ),
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     let Some(handle) = &state.metrics else {
         return (StatusCode::NOT_FOUND, "metrics are disabled").into_response();

@@ -1,6 +1,7 @@
 //! One module per resource.
 
 pub mod auth;
+pub mod docs;
 pub mod health;
 pub mod videos;
 pub mod webhooks;

@@ -4,90 +4,127 @@
 use std::{collections::BTreeMap, convert::Infallible, time::Duration};
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Query, State},
     http::StatusCode,
     response::sse::{Event, KeepAlive, Sse},
-    routing::{get, post},
 };
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use vidsnap_domain::{
     Failure, PresignedRequest, StatusChange, Transition, Video, VideoId, VideoOptions, VideoStatus,
 };
 
-use crate::{ApiError, ApiResult, AppState, auth::Caller, upload::QueueOnUpload};
+use crate::{
+    ApiError, ApiResult, AppState,
+    auth::Caller,
+    openapi::{
+        ErrorBody, FailureDoc, FrameModeDoc, ImageFormatDoc, IntervalDoc, PresignedRequestDoc,
+        StatusChangeDoc, VideoOptionsDoc, VideoStatusDoc,
+    },
+    upload::QueueOnUpload,
+};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/videos", post(create).get(list))
-        .route("/v1/videos/{id}", get(show).delete(remove))
-        .route("/v1/videos/{id}/retry", post(retry))
-        .route("/v1/videos/{id}/uploaded", post(uploaded))
-        .route("/v1/videos/{id}/events", get(events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, remove))
+        .routes(routes!(retry))
+        .routes(routes!(uploaded))
+        .routes(routes!(events))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVideo {
+    /// A plain file name whose extension is an accepted container (`mp4`, `mov`, `mkv`, …).
+    #[schema(examples("holiday.mp4"))]
     pub file_name: String,
+    /// The file's size in bytes, if known: checked against the size limit now rather than
+    /// after the upload.
+    #[schema(minimum = 1)]
     pub size: Option<u64>,
     #[serde(default)]
     pub options: NewOptions,
 }
 
 /// Options as sent: `every` accepts `"10s"`-style strings or seconds.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOptions {
+    #[schema(value_type = Option<IntervalDoc>)]
     pub every: Option<serde_json::Value>,
+    #[schema(value_type = Option<FrameModeDoc>)]
     pub mode: Option<String>,
+    #[schema(value_type = Option<ImageFormatDoc>)]
     pub format: Option<String>,
 }
 
 /// A presigned download.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Link {
     pub url: String,
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+/// What processing produced, with download links valid for a while.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Outputs)]
 pub struct OutputsView {
+    /// Every frame, in one zip.
     pub zip: Link,
     pub zip_bytes: u64,
     pub thumbnail: Link,
     pub frames: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Video)]
 pub struct VideoView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: VideoId,
     pub file_name: String,
+    #[schema(required = true)]
     pub size: Option<u64>,
+    #[schema(value_type = VideoOptionsDoc)]
     pub options: VideoOptions,
+    #[schema(value_type = VideoStatusDoc)]
     pub status: VideoStatus,
+    /// Attempts made in the current cycle.
     pub attempts: u32,
     pub max_attempts: u32,
+    #[schema(value_type = Option<FailureDoc>, required = true)]
     pub last_error: Option<Failure>,
+    /// The ffprobe summary, once probed.
+    #[schema(value_type = Option<Object>, required = true)]
     pub probe: Option<serde_json::Value>,
+    /// Only on a `succeeded` video, and only where the video is shown alone (not in lists).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = OutputsView)]
     pub outputs: Option<OutputsView>,
+    #[schema(value_type = Vec<StatusChangeDoc>)]
     pub history: Vec<StatusChange>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+/// A new video, and where to upload its bytes.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Created {
     pub video: VideoView,
+    /// Perform this request with the file as its body; processing starts once it completes.
+    #[schema(value_type = PresignedRequestDoc)]
     pub upload: PresignedRequest,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VideoList {
     pub items: Vec<VideoView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -212,6 +249,22 @@ fn check_file_name(name: &str, state: &AppState, fields: &mut BTreeMap<String, S
     }
 }
 
+/// Create a video
+///
+/// Registers the video and answers with a presigned upload request. Processing starts when the
+/// upload completes (or on `POST /v1/videos/{id}/uploaded`).
+#[utoipa::path(
+    post,
+    path = "/v1/videos",
+    operation_id = "create_video",
+    tag = "videos",
+    request_body = NewVideo,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "The video, awaiting its upload.", body = Created),
+        (status = 422, description = "The file name, size or options are not acceptable (`validation-failed`; `fields` says which).", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -265,14 +318,35 @@ async fn create(
     Ok((StatusCode::CREATED, Json(Created { video, upload })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only videos in this status.
+    #[param(value_type = Option<VideoStatusDoc>)]
     pub status: Option<String>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
+/// List videos
+///
+/// The caller's videos, newest first, a page at a time (without output links).
+#[utoipa::path(
+    get,
+    path = "/v1/videos",
+    operation_id = "list_videos",
+    tag = "videos",
+    params(ListQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of videos.", body = VideoList),
+        (status = 422, description = "An unknown status, or a limit out of range (`validation-failed`).", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -309,6 +383,21 @@ async fn list(
     }))
 }
 
+/// Show a video
+///
+/// With presigned download links (`outputs`) once it has succeeded.
+#[utoipa::path(
+    get,
+    path = "/v1/videos/{id}",
+    operation_id = "get_video",
+    tag = "videos",
+    params(("id" = uuid::Uuid, Path, description = "The video's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The video.", body = VideoView),
+        (status = 404, description = "No such video of the caller (`not-found`).", body = ErrorBody),
+    ),
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -322,7 +411,22 @@ async fn show(
     Ok(Json(view(&state, video, true).await?))
 }
 
-/// Deletes the rows first (so no worker picks the video up again), then the blobs.
+/// Delete a video
+///
+/// With its upload and outputs.
+// Deletes the rows first (so no worker picks the video up again), then the blobs.
+#[utoipa::path(
+    delete,
+    path = "/v1/videos/{id}",
+    operation_id = "delete_video",
+    tag = "videos",
+    params(("id" = uuid::Uuid, Path, description = "The video's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such video of the caller (`not-found`).", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -341,7 +445,22 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Another cycle for a failed or dead video: attempts restart and its next outcome notifies again.
+/// Retry a failed or dead video
+///
+/// Another cycle: attempts restart and its next outcome notifies again.
+#[utoipa::path(
+    post,
+    path = "/v1/videos/{id}/retry",
+    operation_id = "retry_video",
+    tag = "videos",
+    params(("id" = uuid::Uuid, Path, description = "The video's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Queued again.", body = VideoView),
+        (status = 404, description = "No such video of the caller (`not-found`).", body = ErrorBody),
+        (status = 409, description = "The video is neither failed nor dead (`invalid-state`).", body = ErrorBody),
+    ),
+)]
 async fn retry(
     State(state): State<AppState>,
     caller: Caller,
@@ -383,8 +502,23 @@ async fn retry(
     ))
 }
 
+/// Report an upload as complete
+///
 /// For clients that uploaded straight to object storage without event notifications: checks the
-/// object exists and queues processing.
+/// object exists and queues processing. A video already queued (or further) is answered as is.
+#[utoipa::path(
+    post,
+    path = "/v1/videos/{id}/uploaded",
+    operation_id = "report_upload",
+    tag = "videos",
+    params(("id" = uuid::Uuid, Path, description = "The video's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Queued for processing.", body = VideoView),
+        (status = 404, description = "No such video of the caller (`not-found`).", body = ErrorBody),
+        (status = 409, description = "Nothing has been uploaded for this video yet (`upload-missing`), or it cannot be queued (`invalid-state`).", body = ErrorBody),
+    ),
+)]
 async fn uploaded(
     State(state): State<AppState>,
     caller: Caller,
@@ -423,8 +557,29 @@ async fn uploaded(
 /// How often an SSE stream re-reads the video, to see changes made by other processes.
 const SSE_POLL: Duration = Duration::from_secs(1);
 
-/// `event: video` with the video's view each time its status or attempts change; the stream ends
-/// after a terminal status (or when the server shuts down).
+/// Follow a video's changes (server-sent events)
+///
+/// An `event: video` whose `data` is the video (as `GET /v1/videos/{id}` shows it) now and each
+/// time its status or attempts change; the stream ends after a terminal status (`succeeded`,
+/// `dead`) or when the server shuts down. Comments keep the connection alive.
+#[utoipa::path(
+    get,
+    path = "/v1/videos/{id}/events",
+    operation_id = "follow_video",
+    tag = "videos",
+    params(("id" = uuid::Uuid, Path, description = "The video's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (
+            status = 200,
+            description = "A `text/event-stream` of `video` events; each `data` is a `Video` as JSON.",
+            content_type = "text/event-stream",
+            body = String,
+            example = json!("event: video\ndata: {\"id\":\"…\",\"status\":\"processing\",…}\n\n"),
+        ),
+        (status = 404, description = "No such video of the caller (`not-found`).", body = ErrorBody),
+    ),
+)]
 async fn events(
     State(state): State<AppState>,
     caller: Caller,

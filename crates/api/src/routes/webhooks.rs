@@ -1,41 +1,50 @@
 //! Webhooks: register (the signing secret is shown once), list, delete, delivery log, redeliver.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, State},
     http::StatusCode,
-    routing::{delete, get, post},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use vidsnap_domain::{Notification, NotificationId, Webhook, WebhookId};
 
-use crate::{ApiError, ApiResult, AppState, auth::Caller, auth::tokens::random_secret};
+use crate::{
+    ApiError, ApiResult, AppState,
+    auth::Caller,
+    auth::tokens::random_secret,
+    openapi::{DeliveryStatusDoc, ErrorBody},
+};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks", post(create).get(list))
-        .route("/v1/webhooks/{id}", delete(remove))
-        .route("/v1/webhooks/{id}/deliveries", get(deliveries))
-        .route(
-            "/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
-            post(redeliver),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(remove))
+        .routes(routes!(deliveries))
+        .routes(routes!(redeliver))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
+    /// Where to POST events: an http or https URL.
+    #[schema(examples("https://example.com/hooks/vidsnap"), max_length = 2048)]
     pub url: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Webhook)]
 pub struct WebhookView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: WebhookId,
     pub url: String,
     pub created_at: DateTime<Utc>,
-    /// Only in the creation response.
+    /// Only in the creation response: the key deliveries are signed with (HMAC-SHA256 over
+    /// `timestamp.body`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub secret: Option<String>,
 }
 
@@ -54,6 +63,21 @@ fn parse<T: std::str::FromStr>(id: &str, what: &str) -> ApiResult<T> {
     id.parse().map_err(|_| ApiError::not_found(what))
 }
 
+/// Register a webhook
+///
+/// The signing secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    operation_id = "create_webhook",
+    tag = "webhooks",
+    request_body = NewWebhook,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "The webhook, with its signing secret.", body = WebhookView),
+        (status = 422, description = "Not an http or https URL (`validation-failed`).", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,6 +105,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// List webhooks
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    operation_id = "list_webhooks",
+    tag = "webhooks",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "The caller's webhooks, without secrets.", body = [WebhookView])),
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<WebhookView>>> {
     let hooks = state
         .repo
@@ -90,6 +123,19 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<V
     Ok(Json(hooks.iter().map(WebhookView::from).collect()))
 }
 
+/// Delete a webhook
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{id}",
+    operation_id = "delete_webhook",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path, description = "The webhook's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted: no further deliveries."),
+        (status = 404, description = "No such webhook of the caller (`not-found`).", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,18 +149,30 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize)]
+/// One event owed to a webhook, and how its delivery went.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Delivery)]
 pub struct DeliveryView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: NotificationId,
+    #[schema(examples("video.succeeded", "video.dead"))]
     pub event: String,
+    #[schema(value_type = uuid::Uuid)]
     pub video: vidsnap_domain::VideoId,
+    #[schema(value_type = DeliveryStatusDoc)]
     pub status: vidsnap_domain::DeliveryStatus,
     pub attempts: u32,
+    /// The HTTP status of the last attempt.
+    #[schema(required = true)]
     pub last_status_code: Option<u16>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
     pub next_attempt_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub delivered_at: Option<DateTime<Utc>>,
+    /// The event body, the same bytes on every attempt.
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
 
@@ -136,6 +194,19 @@ impl From<&Notification> for DeliveryView {
     }
 }
 
+/// List a webhook's deliveries
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}/deliveries",
+    operation_id = "list_deliveries",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path, description = "The webhook's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Every event owed to this webhook.", body = [DeliveryView]),
+        (status = 404, description = "No such webhook of the caller (`not-found`).", body = ErrorBody),
+    ),
+)]
 async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,6 +220,24 @@ async fn deliveries(
     Ok(Json(list.iter().map(DeliveryView::from).collect()))
 }
 
+/// Deliver an event again
+///
+/// Makes the delivery pending again, due now, whatever its state.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+    operation_id = "redeliver",
+    tag = "webhooks",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The webhook's id."),
+        ("delivery" = uuid::Uuid, Path, description = "The delivery's id."),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Pending again.", body = DeliveryView),
+        (status = 404, description = "No such webhook of the caller, or no such delivery of it (`not-found`).", body = ErrorBody),
+    ),
+)]
 async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,

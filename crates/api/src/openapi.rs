@@ -1,0 +1,435 @@
+//! The OpenAPI 3.1 description of the API, served at `/openapi.json` and rendered at `/docs`.
+//!
+//! Operations come from the handlers' `#[utoipa::path]` annotations. Routes are registered with
+//! `utoipa_axum::routes!`, which adds a handler to the router and its operation to the
+//! description in one step, so a route cannot be served without being described. What the
+//! annotations do not say is added by [`complete`]:
+//! - the answers every `/v1` operation shares: 401 on each authenticated one, 500 and 503 on all;
+//! - the signed blob routes, which the local storage backend serves (`vidsnap-storage`) and the
+//!   binary merges in front of this router.
+//!
+//! `vidsnap-domain` stays free of web dependencies, so the domain types that appear in bodies are
+//! described by the documentation-only twins at the end of this file (`*Doc`). Enumerations are
+//! built from the domain's own lists (`VideoStatus::ALL`, `ErrorCode::ALL`) so they cannot drift;
+//! the structs are checked against real responses by the crate's tests.
+
+use std::{borrow::Cow, collections::BTreeMap};
+
+use chrono::{DateTime, Utc};
+use utoipa::{
+    Modify, OpenApi, PartialSchema, ToSchema,
+    openapi::{
+        self, Content, HttpMethod, Ref, RefOr, Required, Response, ResponseBuilder, Schema,
+        path::{OperationBuilder, ParameterBuilder, ParameterIn},
+        request_body::RequestBodyBuilder,
+        schema::{ObjectBuilder, OneOfBuilder, Type},
+        security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+use vidsnap_domain::{
+    DeliveryStatus, ErrorCode, FrameInterval, FrameMode, ImageFormat, VideoStatus,
+};
+
+/// The parts of the description that belong to no single handler.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Vidsnap API",
+        description = "Upload a video, get its frames back as a zip. Every error answers \
+            `{\"error\": {\"code\", \"message\", \"fields\"?}}` with a stable kebab-case `code`.",
+    ),
+    tags(
+        (name = "auth", description = "Accounts and tokens."),
+        (name = "api-keys", description = "Long-lived credentials for machines (`vsk_…`)."),
+        (name = "videos", description = "Videos, their uploads, processing and outputs."),
+        (name = "webhooks", description = "Signed notifications of outcomes, and their delivery log."),
+        (name = "blobs", description = "Signed upload and download URLs of the local storage \
+            backend. Clients never build these URLs: the API hands them out."),
+        (name = "health", description = "Liveness, readiness and Prometheus metrics."),
+        (name = "meta", description = "This description and its docs page."),
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&SecuritySchemes),
+)]
+pub(crate) struct ApiDoc;
+
+/// The two ways to send a credential, named in each authenticated operation's `security`.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, api: &mut openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "`Authorization: Bearer <credential>`: an access token from \
+                         `/v1/auth/login`, `/v1/auth/register` or `/v1/auth/refresh` (a JWT), an \
+                         API key (`vsk_…`), or a token of the configured OIDC issuer.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "An API key (`vsk_…`), for clients that cannot set `Authorization`.",
+            ))),
+        );
+    }
+}
+
+/// Adds what no annotation says: the shared answers and the blob routes.
+pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
+    for (path, item) in api.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let answers = &mut operation.responses.responses;
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                answers.entry("401".into()).or_insert_with(|| {
+                    error(
+                        "No credential, or an invalid or expired one (`unauthorized`).",
+                        "unauthorized",
+                    )
+                    .into()
+                });
+            }
+            answers.entry("500".into()).or_insert_with(|| {
+                error(
+                    "A bug or unexpected condition (`internal`); details are logged, not sent.",
+                    "internal",
+                )
+                .into()
+            });
+            answers.entry("503".into()).or_insert_with(|| {
+                error(
+                    "A backend (database, storage, queue) is unavailable (`unavailable`); \
+                     try again shortly.",
+                    "unavailable",
+                )
+                .into()
+            });
+        }
+    }
+    add_blob_paths(&mut api);
+    api
+}
+
+/// An answer with the shared error body.
+fn error(description: &str, code: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::builder()
+                .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+                .example(Some(serde_json::json!({
+                    "error": {"code": code, "message": "…"}
+                })))
+                .build(),
+        )
+        .build()
+}
+
+/// `PUT`/`GET /v1/blobs/{key}`: served by `vidsnap_storage::routes`, which this crate does not
+/// depend on, so they are described by hand.
+fn add_blob_paths(api: &mut openapi::OpenApi) {
+    let parameters = || {
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        [
+            ParameterBuilder::new()
+                .name("key")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(
+                    "The blob key, `{user}/{video}/{file}`; its slashes are sent as they are.",
+                ))
+                .schema(Some(string())),
+            ParameterBuilder::new()
+                .name("expires")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::True)
+                .description(Some(
+                    "When the URL stops working, in Unix seconds (signed).",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                        openapi::SchemaFormat::KnownFormat(openapi::KnownFormat::Int64),
+                    )),
+                )),
+            ParameterBuilder::new()
+                .name("signature")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::True)
+                .description(Some(
+                    "Hex HMAC-SHA256 over the method, the key and `expires`: a URL is good for \
+                     one operation on one blob until it expires.",
+                ))
+                .schema(Some(string().pattern(Some("^[0-9a-f]+$")))),
+        ]
+    };
+    let bytes = || {
+        Content::builder()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/octet-stream"),
+            ))
+            .build()
+    };
+    let refused = || {
+        error(
+            "The signature does not match (`signature-mismatch`) or the URL has expired \
+             (`url-expired`).",
+            "signature-mismatch",
+        )
+    };
+    let bad_key = |also: &str| {
+        error(
+            &format!("The key is not a valid blob key (`invalid-key`){also}."),
+            "invalid-key",
+        )
+    };
+    let put = OperationBuilder::new()
+        .tag("blobs")
+        .operation_id(Some("upload_blob"))
+        .summary(Some("Upload a blob through a signed URL"))
+        .description(Some(
+            "The `upload.url` of a new video. The body is the file itself, streamed; once it is \
+             stored, the video is queued for processing.",
+        ))
+        .parameters(Some(parameters()))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content("application/octet-stream", bytes())
+                .build(),
+        ))
+        .response("200", Response::new("Stored; processing is queued."))
+        .response(
+            "400",
+            bad_key(", or the upload was interrupted (`incomplete-body`)"),
+        )
+        .response("403", refused())
+        .response(
+            "413",
+            error(
+                "The body exceeds the configured size limit (`too-large`).",
+                "too-large",
+            ),
+        )
+        .response(
+            "500",
+            error("Storing the upload failed (`internal`).", "internal"),
+        )
+        .response(
+            "503",
+            error(
+                "Stored, but processing could not be queued (`unavailable`): upload again.",
+                "unavailable",
+            ),
+        );
+    let get = OperationBuilder::new()
+        .tag("blobs")
+        .operation_id(Some("download_blob"))
+        .summary(Some("Download a blob through a signed URL"))
+        .description(Some(
+            "The `outputs.zip.url` and `outputs.thumbnail.url` of a processed video. The content \
+             type follows the key's extension (`application/zip`, `image/jpeg`, `image/png`, \
+             `image/webp`, `video/mp4`, otherwise `application/octet-stream`).",
+        ))
+        .parameters(Some(parameters()))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The blob's bytes.")
+                .content("application/octet-stream", bytes())
+                .build(),
+        )
+        .response("400", bad_key(""))
+        .response("403", refused())
+        .response("404", error("No such blob (`not-found`).", "not-found"));
+    api.paths
+        .add_path_operation("/v1/blobs/{key}", vec![HttpMethod::Put], put);
+    api.paths
+        .add_path_operation("/v1/blobs/{key}", vec![HttpMethod::Get], get);
+}
+
+// Documentation-only shapes: described, never built (the real types live in `error.rs` and
+// `vidsnap-domain`).
+
+/// The body of every error answer.
+#[derive(ToSchema)]
+#[schema(as = Error)]
+#[allow(dead_code)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorDetail {
+    /// Stable and kebab-case: match on it. `not-found`, `unauthorized`, `validation-failed`,
+    /// `conflict`, `invalid-state`, `email-taken`, `upload-missing`, `internal`, `unavailable`;
+    /// the blob routes add `invalid-key`, `signature-mismatch`, `url-expired`, `too-large`,
+    /// `incomplete-body`.
+    #[schema(examples("not-found"))]
+    code: String,
+    /// For people; may change.
+    message: String,
+    /// With `validation-failed` only: what is wrong with each field, by field name.
+    #[schema(required = false)]
+    fields: BTreeMap<String, String>,
+}
+
+/// A string enumeration, described from the domain's own list of values where it has one.
+macro_rules! string_enum {
+    ($twin:ident as $name:literal, $description:literal, $values:expr) => {
+        #[doc = $description]
+        pub(crate) struct $twin;
+
+        impl PartialSchema for $twin {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some($values))
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $twin {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+        }
+    };
+}
+
+string_enum!(
+    VideoStatusDoc as "VideoStatus",
+    "Where a video is in its life: `awaiting_upload` -> `queued` -> `processing` -> `succeeded`, \
+     or `failed` (queued again while attempts remain) -> `dead`.",
+    VideoStatus::ALL.map(VideoStatus::as_str)
+);
+
+string_enum!(
+    ErrorCodeDoc as "ErrorCode",
+    "Why an attempt failed, as a stable code.",
+    ErrorCode::ALL.map(ErrorCode::as_str)
+);
+
+string_enum!(
+    DeliveryStatusDoc as "DeliveryStatus",
+    "Delivery state of a notification; `failed` ones can be redelivered.",
+    [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ]
+    .map(DeliveryStatus::as_str)
+);
+
+string_enum!(
+    FrameModeDoc as "FrameMode",
+    "Which frame stands for a target time: the one shown at that time (`exact`), or the \
+     keyframe at or before it (`keyframe`, cheaper). Requests also accept `key`.",
+    [FrameMode::Exact, FrameMode::Keyframe].map(FrameMode::as_str)
+);
+
+string_enum!(
+    ImageFormatDoc as "ImageFormat",
+    "The image format of the frames. Requests also accept `jpeg`.",
+    [ImageFormat::Jpg, ImageFormat::Png, ImageFormat::Webp].map(ImageFormat::extension)
+);
+
+/// A frame interval as requested: seconds, or a duration string such as `"10s"`, `"1.5s"`,
+/// `"2m"`.
+pub(crate) struct IntervalDoc;
+
+impl PartialSchema for IntervalDoc {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .exclusive_minimum(Some(0.0)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .examples(["10s"]),
+            )
+            .description(Some(format!(
+                "Time between frames: seconds as a number, or a duration string with a unit \
+                 (`ms`, `s`, `m`, `h`) such as \"10s\" or \"1.5m\". Default {} seconds.",
+                FrameInterval::DEFAULT_SECONDS
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for IntervalDoc {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Interval")
+    }
+}
+
+/// How a video's frames are extracted.
+#[derive(ToSchema)]
+#[schema(as = VideoOptions)]
+#[allow(dead_code)]
+pub(crate) struct VideoOptionsDoc {
+    /// Seconds between frames.
+    every: f64,
+    mode: FrameModeDoc,
+    format: ImageFormatDoc,
+}
+
+/// Why the last attempt failed.
+#[derive(ToSchema)]
+#[schema(as = Failure)]
+#[allow(dead_code)]
+pub(crate) struct FailureDoc {
+    code: ErrorCodeDoc,
+    message: String,
+}
+
+/// One entry of a video's status history.
+#[derive(ToSchema)]
+#[schema(as = StatusChange)]
+#[allow(dead_code)]
+pub(crate) struct StatusChangeDoc {
+    status: VideoStatusDoc,
+    at: DateTime<Utc>,
+    /// The attempt this change belongs to (0 before the first).
+    attempt: u32,
+    reason: Option<String>,
+}
+
+/// An HTTP request the client performs itself, against storage.
+#[derive(ToSchema)]
+#[schema(as = PresignedRequest)]
+#[allow(dead_code)]
+pub(crate) struct PresignedRequestDoc {
+    #[schema(examples("PUT"))]
+    method: String,
+    url: String,
+    /// Headers to send as given, as `[name, value]` pairs.
+    #[schema(value_type = Vec<Vec<String>>)]
+    headers: Vec<(String, String)>,
+    expires_at: DateTime<Utc>,
+}

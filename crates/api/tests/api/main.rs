@@ -1,0 +1,8 @@
+//! The API crate's integration tests, one binary: the OIDC verifier against a real JWKS server,
+//! and the OpenAPI description against the router it describes.
+
+// Tests start helper processes (the OpenAPI validator) directly.
+#![allow(clippy::disallowed_methods)]
+
+mod oidc;
+mod openapi;
