@@ -132,6 +132,15 @@ fn parse_id(id: &str) -> ApiResult<VideoId> {
     id.parse().map_err(|_| ApiError::not_found("video"))
 }
 
+/// The caller's video `id`; anyone else's is a 404, like a missing one.
+async fn owned(state: &AppState, caller: Caller, id: &str) -> ApiResult<Video> {
+    state
+        .repo
+        .video(Some(caller.user), parse_id(id)?)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))
+}
+
 /// Builds the view: history always, presigned output links when succeeded.
 async fn view(state: &AppState, video: Video, links: bool) -> ApiResult<VideoView> {
     let history = state
@@ -403,11 +412,7 @@ async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<VideoView>> {
-    let video = state
-        .repo
-        .video(Some(caller.user), parse_id(&id)?)
-        .await
-        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let video = owned(&state, caller, &id).await?;
     Ok(Json(view(&state, video, true).await?))
 }
 
@@ -466,11 +471,7 @@ async fn retry(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<VideoView>)> {
-    let video = state
-        .repo
-        .video(Some(caller.user), parse_id(&id)?)
-        .await
-        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let video = owned(&state, caller, &id).await?;
     if !matches!(video.status, VideoStatus::Failed | VideoStatus::Dead) {
         return Err(ApiError::conflict(
             "invalid-state",
@@ -524,11 +525,7 @@ async fn uploaded(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<VideoView>)> {
-    let video = state
-        .repo
-        .video(Some(caller.user), parse_id(&id)?)
-        .await
-        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let video = owned(&state, caller, &id).await?;
     let size = match state.blobs.size(&video.source_key()).await {
         Ok(size) => size,
         Err(vidsnap_domain::PortError::NotFound) => {
@@ -585,12 +582,8 @@ async fn events(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let id = parse_id(&id)?;
-    let first = state
-        .repo
-        .video(Some(caller.user), id)
-        .await
-        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let first = owned(&state, caller, &id).await?;
+    let id = first.id;
     let mut changes = state.events.subscribe();
     let owner = caller.user;
     let stream = async_stream(move |sender| async move {

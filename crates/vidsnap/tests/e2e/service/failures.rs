@@ -55,12 +55,10 @@ async fn a_transient_storage_fault_is_retried_and_succeeds() {
     let data = tempfile::tempdir().unwrap();
     let app = App::start(data.path(), &[]).await;
     let token = app.register("ana@example.com").await;
-    let (_, created) = app
-        .call(
-            Method::POST,
-            "/v1/videos",
-            Some(&token),
-            Some(json!({"file_name": "a.mp4", "options": {"every": "1s"}})),
+    let created = app
+        .create(
+            &token,
+            json!({"file_name": "a.mp4", "options": {"every": "1s"}}),
         )
         .await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();
@@ -112,12 +110,10 @@ async fn sigkill_mid_job_then_restart_succeeds_exactly_once() {
     let data = tempfile::tempdir().unwrap();
     let app = App::start(data.path(), &smtp.env()).await;
     let token = app.register("ana@example.com").await;
-    let (_, created) = app
-        .call(
-            Method::POST,
-            "/v1/videos",
-            Some(&token),
-            Some(json!({"file_name": "long.mp4", "options": {"every": "1s", "format": "png"}})),
+    let created = app
+        .create(
+            &token,
+            json!({"file_name": "long.mp4", "options": {"every": "1s", "format": "png"}}),
         )
         .await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();

@@ -278,13 +278,8 @@ async fn sigterm_ends_open_event_streams_and_exits() {
     let data = tempfile::tempdir().unwrap();
     let app = App::start(data.path(), &[]).await;
     let token = app.register("ana@example.com").await;
-    let (_, created) = app
-        .call(
-            Method::POST,
-            "/v1/videos",
-            Some(&token),
-            Some(serde_json::json!({"file_name": "a.mp4"})),
-        )
+    let created = app
+        .create(&token, serde_json::json!({"file_name": "a.mp4"}))
         .await;
     let id = created["video"]["id"].as_str().unwrap();
     let mut stream = app

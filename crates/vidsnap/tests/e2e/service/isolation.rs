@@ -62,13 +62,8 @@ async fn tampered_and_expired_signed_urls_are_refused() {
     )
     .await;
     let token = app.register("ana@example.com").await;
-    let (_, created) = app
-        .call(
-            Method::POST,
-            "/v1/videos",
-            Some(&token),
-            Some(serde_json::json!({"file_name": "a.mp4"})),
-        )
+    let created = app
+        .create(&token, serde_json::json!({"file_name": "a.mp4"}))
         .await;
     let url = created["upload"]["url"].as_str().unwrap().to_owned();
     let id = created["video"]["id"].as_str().unwrap();

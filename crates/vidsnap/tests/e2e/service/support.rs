@@ -142,17 +142,23 @@ impl App {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
-    /// Creates a video and uploads `file` through its presigned URL; returns the video id.
-    pub async fn upload(&self, token: &str, file: &Path, name: &str, every: &str) -> String {
+    /// Creates a video (`POST /v1/videos` with `body`) and returns the 201 answer.
+    pub async fn create(&self, token: &str, body: Value) -> Value {
         let (status, created) = self
-            .call(
-                Method::POST,
-                "/v1/videos",
-                Some(token),
-                Some(json!({"file_name": name, "options": {"every": every}})),
-            )
+            .call(Method::POST, "/v1/videos", Some(token), Some(body))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
+    /// Creates a video and uploads `file` through its presigned URL; returns the video id.
+    pub async fn upload(&self, token: &str, file: &Path, name: &str, every: &str) -> String {
+        let created = self
+            .create(
+                token,
+                json!({"file_name": name, "options": {"every": every}}),
+            )
+            .await;
         let url = created["upload"]["url"].as_str().unwrap();
         let response = self
             .http
