@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod extract;
 mod openapi;
 mod routes;
 pub mod state;

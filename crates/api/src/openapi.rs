@@ -4,7 +4,8 @@
 //! `utoipa_axum::routes!`, which adds a handler to the router and its operation to the
 //! description in one step, so a route cannot be served without being described. What the
 //! annotations do not say is added by [`complete`]:
-//! - the answers every `/v1` operation shares: 401 on each authenticated one, 500 and 503 on all;
+//! - the answers every `/v1` operation shares: 401 on each authenticated one, 400/415/422 on each
+//!   with a JSON body (malformed input, see `extract`), 400 with query parameters, 500 and 503 on all;
 //! - the signed blob routes, which the local storage backend serves (`vidsnap-storage`) and the
 //!   binary merges in front of this router.
 //!
@@ -103,6 +104,43 @@ pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
                     error(
                         "No credential, or an invalid or expired one (`unauthorized`).",
                         "unauthorized",
+                    )
+                    .into()
+                });
+            }
+            if operation.request_body.is_some() {
+                answers.entry("400".into()).or_insert_with(|| {
+                    error(
+                        "The body is not valid JSON (`invalid-json`).",
+                        "invalid-json",
+                    )
+                    .into()
+                });
+                answers.entry("415".into()).or_insert_with(|| {
+                    error(
+                        "The body is not sent as `application/json` (`unsupported-media-type`).",
+                        "unsupported-media-type",
+                    )
+                    .into()
+                });
+                answers.entry("422".into()).or_insert_with(|| {
+                    error(
+                        "The JSON has the wrong shape: unknown, missing or mistyped fields \
+                         (`validation-failed`).",
+                        "validation-failed",
+                    )
+                    .into()
+                });
+            }
+            let has_query = operation.parameters.as_ref().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)))
+            });
+            if has_query {
+                answers.entry("400".into()).or_insert_with(|| {
+                    error(
+                        "A query parameter does not fit (`invalid-query`).",
+                        "invalid-query",
                     )
                     .into()
                 });

@@ -17,6 +17,7 @@ use crate::{
         Caller, passwords,
         tokens::{random_secret, sha256_hex},
     },
+    extract::ApiJson,
     openapi::ErrorBody,
 };
 
@@ -135,7 +136,7 @@ async fn issue(state: &AppState, user: &User) -> ApiResult<Tokens> {
 )]
 async fn register(
     State(state): State<AppState>,
-    Json(credentials): Json<Credentials>,
+    ApiJson(credentials): ApiJson<Credentials>,
 ) -> ApiResult<(StatusCode, Json<Tokens>)> {
     let email = check_credentials(&credentials)?;
     let hash = passwords::hash(credentials.password, state.settings.password_cost)
@@ -176,7 +177,7 @@ async fn register(
 )]
 async fn login(
     State(state): State<AppState>,
-    Json(credentials): Json<Credentials>,
+    ApiJson(credentials): ApiJson<Credentials>,
 ) -> ApiResult<Json<Tokens>> {
     let refused = || ApiError::unauthorized("wrong e-mail or password");
     let email = credentials.email.trim().to_lowercase();
@@ -216,7 +217,7 @@ pub struct RefreshRequest {
 )]
 async fn refresh(
     State(state): State<AppState>,
-    Json(request): Json<RefreshRequest>,
+    ApiJson(request): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<Tokens>> {
     let user = match state
         .repo
@@ -317,7 +318,7 @@ impl From<&ApiKey> for KeyView {
 async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
-    Json(new): Json<NewKey>,
+    ApiJson(new): ApiJson<NewKey>,
 ) -> ApiResult<(StatusCode, Json<KeyView>)> {
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, convert::Infallible, time::Duration};
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::sse::{Event, KeepAlive, Sse},
 };
@@ -21,6 +21,7 @@ use vidsnap_domain::{
 use crate::{
     ApiError, ApiResult, AppState,
     auth::Caller,
+    extract::{ApiJson, ApiQuery},
     openapi::{
         ErrorBody, FailureDoc, FrameModeDoc, ImageFormatDoc, IntervalDoc, PresignedRequestDoc,
         StatusChangeDoc, VideoOptionsDoc, VideoStatusDoc,
@@ -277,7 +278,7 @@ fn check_file_name(name: &str, state: &AppState, fields: &mut BTreeMap<String, S
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Json(new): Json<NewVideo>,
+    ApiJson(new): ApiJson<NewVideo>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
     let mut fields = BTreeMap::new();
     let file_name = new.file_name.trim().to_owned();
@@ -359,7 +360,7 @@ pub struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<VideoList>> {
     let status = match query.status.as_deref() {
         None => None,

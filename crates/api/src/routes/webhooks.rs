@@ -15,6 +15,7 @@ use crate::{
     ApiError, ApiResult, AppState,
     auth::Caller,
     auth::tokens::random_secret,
+    extract::ApiJson,
     openapi::{DeliveryStatusDoc, ErrorBody},
 };
 
@@ -81,7 +82,7 @@ fn parse<T: std::str::FromStr>(id: &str, what: &str) -> ApiResult<T> {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Json(new): Json<NewWebhook>,
+    ApiJson(new): ApiJson<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<WebhookView>)> {
     let url = new.url.trim().to_owned();
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");

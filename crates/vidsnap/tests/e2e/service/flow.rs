@@ -250,6 +250,49 @@ async fn bad_requests_get_field_errors_and_health_endpoints_answer() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "unauthorized");
 
+    // Malformed requests get the same error format, never framework plain text.
+    let send = |body: &'static str, content_type: Option<&'static str>| {
+        let mut request = app
+            .http
+            .post(format!("{}/v1/videos", app.url))
+            .bearer_auth(&token)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    for (body, content_type, status, code) in [
+        (
+            "{\"file_name\": ",
+            Some("application/json"),
+            400,
+            "invalid-json",
+        ),
+        (
+            "{\"file_name\": \"a.mp4\"}",
+            None,
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "{\"file_name\": \"a.mp4\", \"colour\": 1}",
+            Some("application/json"),
+            422,
+            "validation-failed",
+        ),
+    ] {
+        let response = send(body, content_type).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        let json: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(json["error"]["code"], code, "{body}");
+    }
+    let (status, body) = app
+        .call(Method::GET, "/v1/videos?limit=many", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid-query");
+
     let (status, _) = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, ready) = app.call(Method::GET, "/readyz", None, None).await;
