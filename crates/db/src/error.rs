@@ -2,17 +2,20 @@
 
 use vidsnap_domain::PortError;
 
-/// Why [`SqliteStore::open`](crate::SqliteStore::open) failed.
+/// Why [`SqliteStore::open`](crate::SqliteStore::open) or
+/// [`PgStore::connect`](crate::PgStore::connect) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot open the database {path}")]
     Connect {
+        /// The SQLite file, or the PostgreSQL URL with its password masked.
         path: String,
         #[source]
         source: sqlx::Error,
     },
     #[error("cannot migrate the database {path}")]
     Migrate {
+        /// As in `Connect`.
         path: String,
         #[source]
         source: sqlx::migrate::MigrateError,

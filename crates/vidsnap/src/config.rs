@@ -60,7 +60,14 @@ impl Default for ServerConfig {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum DatabaseConfig {
     /// One SQLite file (`{data_dir}/vidsnap.db` unless `path` is set).
-    Sqlite { path: Option<PathBuf> },
+    Sqlite {
+        // Absent rather than null when unset, so another layer can switch `kind` cleanly.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+    },
+    /// A PostgreSQL server, e.g. `postgres://vidsnap:secret@db:5432/vidsnap`: several API and
+    /// worker processes share it (claims with `SKIP LOCKED`, wake-ups with LISTEN/NOTIFY).
+    Postgres { url: String },
 }
 
 impl Default for DatabaseConfig {
@@ -74,7 +81,10 @@ impl Default for DatabaseConfig {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StorageConfig {
     /// Files under `root` (`{data_dir}/blobs` unless set), served through signed URLs.
-    Local { root: Option<PathBuf> },
+    Local {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root: Option<PathBuf>,
+    },
     /// An S3-compatible bucket (AWS S3, SeaweedFS, MinIO, Garage); presigned URLs are SigV4.
     /// Uploads reach processing through `POST /v1/videos/{id}/uploaded` (or, scaled out, S3
     /// event notifications).
@@ -187,7 +197,22 @@ fn redact(value: serde_json::Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
+        Value::String(text) => Value::String(redact_url_password(&text)),
         other => other,
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:<redacted>@host/db`.
+fn redact_url_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return text.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => text.to_owned(),
     }
 }
 
@@ -218,5 +243,9 @@ mod tests {
         assert_eq!(out["auth"]["secret"], "<redacted>");
         assert_eq!(out["smtp"]["password"], "<redacted>");
         assert_eq!(out["smtp"]["host"], "h");
+        let url = redact(serde_json::json!({"url": "postgres://v:pw@db:5432/v"}));
+        assert_eq!(url["url"], "postgres://v:<redacted>@db:5432/v");
+        let plain = redact(serde_json::json!({"url": "postgres://db/v"}));
+        assert_eq!(plain["url"], "postgres://db/v");
     }
 }

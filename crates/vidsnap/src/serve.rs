@@ -9,7 +9,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use vidsnap_api::{
     AppState, Shared, auth::tokens::TokenKeys, events::VideoEvents, upload::QueueOnUpload,
 };
-use vidsnap_db::SqliteStore;
+use vidsnap_db::{PgStore, SqliteStore};
 use vidsnap_domain::{BlobStore, JobQueue, Repository};
 use vidsnap_media::{ExtractorCommand, MediaEngine};
 use vidsnap_notify::{Deliverer, Mailer, WebhookSender};
@@ -17,6 +17,9 @@ use vidsnap_storage::{LocalStore, S3Store, UrlSigner};
 use vidsnap_worker::Worker;
 
 use crate::config::{Config, DatabaseConfig, Role, StorageConfig};
+
+/// Closes the database pool at the end.
+type Closer = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// Runs until Ctrl-C or SIGTERM, then shuts down gracefully: stop accepting requests and
 /// claiming jobs, end event streams, let running jobs finish within the grace period or hand
@@ -31,18 +34,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
 
-    let store = match &config.database {
-        DatabaseConfig::Sqlite { path } => {
-            let path = path.clone().unwrap_or_else(|| data_dir.join("vidsnap.db"));
-            Arc::new(
-                SqliteStore::open(&path)
+    let (repo, queue, closer): (Arc<dyn Repository>, Arc<dyn JobQueue>, Closer) =
+        match &config.database {
+            DatabaseConfig::Sqlite { path } => {
+                let path = path.clone().unwrap_or_else(|| data_dir.join("vidsnap.db"));
+                let store = SqliteStore::open(&path)
                     .await
-                    .with_context(|| format!("opening the database {}", path.display()))?,
-            )
-        }
-    };
-    let repo: Arc<dyn Repository> = store.clone();
-    let queue: Arc<dyn JobQueue> = store.clone();
+                    .with_context(|| format!("opening the database {}", path.display()))?;
+                let closer = store.clone();
+                (
+                    Arc::new(store.clone()),
+                    Arc::new(store),
+                    Box::new(move || Box::pin(async move { closer.close().await })),
+                )
+            }
+            DatabaseConfig::Postgres { url } => {
+                let store = PgStore::connect(url)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                let closer = store.clone();
+                (
+                    Arc::new(store.clone()),
+                    Arc::new(store),
+                    Box::new(move || Box::pin(async move { closer.close().await })),
+                )
+            }
+        };
 
     let listener = TcpListener::bind(&config.server.listen)
         .await
@@ -183,7 +200,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("background tasks did not stop within {grace:?}");
     }
     signals.abort();
-    store.close().await;
+    closer().await;
     Ok(())
 }
 

@@ -63,6 +63,7 @@ macro_rules! contract_tests {
             release_and_dead_letter,
             stats_count_and_age,
             wait_for_work_wakes_on_enqueue,
+            wait_for_work_wakes_when_a_job_or_lease_falls_due,
         );
     };
     (@each $fresh:path, $module:ident: $($check:ident),* $(,)?) => {

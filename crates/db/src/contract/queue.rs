@@ -305,3 +305,47 @@ pub async fn wait_for_work_wakes_on_enqueue(queue: &dyn JobQueue) {
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(5), "returned after {waited:?}");
 }
+
+/// Without any enqueue to wake it, a worker waiting for work still wakes when a job queued for
+/// later falls due, and when a running job's lease runs out (its worker died), long before its
+/// `max_wait`.
+pub async fn wait_for_work_wakes_when_a_job_or_lease_falls_due(queue: &dyn JobQueue) {
+    let long = Duration::from_secs(30);
+    let soon = NewJob {
+        video: VideoId::new(),
+        not_before: now() + chrono::TimeDelta::milliseconds(500),
+    };
+    queue.enqueue(soon).await.unwrap();
+    // A worker's loop: claim, else wait. The enqueue's own wake-up may end one wait early.
+    let started = Instant::now();
+    let lease = loop {
+        if let Some(lease) = queue.claim("w1", Duration::from_millis(500)).await.unwrap() {
+            break lease;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never due");
+        queue.wait_for_work(long).await;
+    };
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400),
+        "claimed before it was due: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    assert_eq!(lease.video, soon.video);
+
+    // w1 goes quiet; w2, waiting, wakes when the lease runs out and takes the job over.
+    let started = Instant::now();
+    let takeover = loop {
+        if let Some(lease) = claim(queue, "w2").await {
+            break lease;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never reclaimable"
+        );
+        queue.wait_for_work(long).await;
+    };
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    assert_eq!((takeover.job, takeover.deliveries), (lease.job, 2));
+}

@@ -1,7 +1,7 @@
 //! SQLite's representation of domain values: ids as text, times as integer microseconds, JSON as
 //! text, counters as `INTEGER`. Every read that can meet a malformed value says which column.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{Decode, Row, Sqlite, Type, sqlite::SqliteRow};
 use uuid::Uuid;
@@ -12,10 +12,7 @@ use vidsnap_domain::{
 
 use crate::error::corrupt;
 
-/// The current time at the precision stored, so a value written and read back compares equal.
-pub(super) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
+pub(super) use crate::clock::now;
 
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 use vidsnap_domain::{JobId, Lease, NewJob, PortError, PortResult, QueueStats, VideoId};
@@ -12,15 +12,10 @@ use super::{
     SqliteStore,
     codec::{micros, now},
 };
-use crate::error::{corrupt, port_error};
-
-/// `at + span`, saturating at the latest representable time.
-fn after(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
-    TimeDelta::from_std(span)
-        .ok()
-        .and_then(|span| at.checked_add_signed(span))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
+use crate::{
+    clock::after,
+    error::{corrupt, port_error},
+};
 
 /// Idempotent per video. A queued job for the video becomes due at the earlier of the two times;
 /// a running one notes the request, and when that run ends (complete or dead-letter) a new job is

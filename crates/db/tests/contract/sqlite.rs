@@ -1,15 +1,38 @@
-//! What only the SQLite backend has to prove: the file, reopening, and several handles (as
-//! several processes would have) on one file.
+//! Every contract check against SQLite, each on a fresh database file, then what only SQLite has
+//! to prove: the file, reopening, and several handles (as several processes would have) on one
+//! file.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, ops::Deref, sync::Arc, time::Duration};
 
+use tempfile::TempDir;
 use vidsnap_db::{SqliteStore, contract};
 use vidsnap_domain::{
     JobQueue, NewJob, PortError, Repository, Transition, VideoId,
     VideoStatus::{Processing, Queued, Succeeded},
 };
 
-use crate::fresh;
+/// A store on a new database file, removed with the value.
+struct Fresh {
+    store: SqliteStore,
+    dir: TempDir,
+}
+
+impl Deref for Fresh {
+    type Target = SqliteStore;
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+async fn fresh() -> Fresh {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("vidsnap.db"))
+        .await
+        .expect("open a fresh database");
+    Fresh { store, dir }
+}
+
+vidsnap_db::contract_tests!(fresh);
 
 #[tokio::test]
 async fn open_creates_the_file_in_wal_mode_and_reopens_it() {

@@ -343,3 +343,27 @@ async fn sigterm_ends_open_event_streams_and_exits() {
     assert!(ended.is_ok(), "the event stream ended on shutdown");
     assert!(stopped.await.unwrap().success(), "graceful exit");
 }
+
+/// The same service on PostgreSQL instead of SQLite: only configuration changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_runs_on_postgresql() {
+    let database = vidsnap_db::testing::ScratchDatabase::create("vidsnap_e2e").await;
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("VIDSNAP_DATABASE__KIND", "postgres".to_owned()),
+        ("VIDSNAP_DATABASE__URL", database.url().to_owned()),
+    ];
+    let app = App::start(data.path(), &env).await;
+    assert!(!data.path().join("vidsnap.db").exists(), "no SQLite file");
+    let token = app.register("ana@example.com").await;
+    let id = app.upload(&token, &clip("short3.mp4"), "a.mp4", "1s").await;
+    let video = app.wait_for_status(&token, &id, "succeeded").await;
+    assert_eq!(
+        history(&video),
+        ["awaiting_upload", "queued", "processing", "succeeded"]
+    );
+    assert_eq!(video["outputs"]["frames"], 3);
+    let (status, ready) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert!(app.stop().await.success());
+}

@@ -1,0 +1,151 @@
+//! PostgreSQL's representation of domain values: ids as `uuid`, times as `timestamptz`, JSON as
+//! text, counters as `bigint`. Every read that can meet a malformed value says which column.
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::{Decode, Postgres, Row, Type, postgres::PgRow};
+use uuid::Uuid;
+use vidsnap_domain::{
+    ApiKey, ApiKeyId, Channel, DeliveryStatus, EventType, Notification, NotificationId, PortError,
+    PortResult, StatusChange, User, UserId, Video, VideoId, VideoStatus, Webhook, WebhookId,
+};
+
+use crate::error::corrupt;
+
+pub(super) use crate::clock::now;
+
+pub(super) fn to_json(value: &impl Serialize) -> PortResult<String> {
+    serde_json::to_string(value).map_err(|e| PortError::Unavailable(format!("cannot encode: {e}")))
+}
+
+pub(super) fn u64_to_i64(value: u64, what: &str) -> PortResult<i64> {
+    i64::try_from(value)
+        .map_err(|_| PortError::Unavailable(format!("{what} {value} is too large to store")))
+}
+
+pub(super) fn get<'r, T>(row: &'r PgRow, column: &str) -> PortResult<T>
+where
+    T: Decode<'r, Postgres> + Type<Postgres>,
+{
+    row.try_get(column).map_err(|e| corrupt(column, e))
+}
+
+fn time(row: &PgRow, column: &str) -> PortResult<DateTime<Utc>> {
+    get(row, column)
+}
+
+fn u32_col(row: &PgRow, column: &str) -> PortResult<u32> {
+    let value: i64 = get(row, column)?;
+    u32::try_from(value).map_err(|e| corrupt(column, e))
+}
+
+fn json<T: DeserializeOwned>(row: &PgRow, column: &str) -> PortResult<T> {
+    let text: String = get(row, column)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(column, e))
+}
+
+fn opt_json<T: DeserializeOwned>(row: &PgRow, column: &str) -> PortResult<Option<T>> {
+    let text: Option<String> = get(row, column)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(column, e)))
+        .transpose()
+}
+
+fn status(row: &PgRow, column: &str) -> PortResult<VideoStatus> {
+    let text: String = get(row, column)?;
+    VideoStatus::parse(&text).ok_or_else(|| corrupt(column, text))
+}
+
+pub(super) fn user(row: &PgRow) -> PortResult<User> {
+    Ok(User {
+        id: UserId::from_uuid(get(row, "id")?),
+        email: get(row, "email")?,
+        password_hash: get(row, "password_hash")?,
+        external_issuer: get(row, "external_issuer")?,
+        external_subject: get(row, "external_subject")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub(super) fn api_key(row: &PgRow) -> PortResult<ApiKey> {
+    Ok(ApiKey {
+        id: ApiKeyId::from_uuid(get(row, "id")?),
+        owner: UserId::from_uuid(get(row, "owner")?),
+        name: get(row, "name")?,
+        prefix: get(row, "prefix")?,
+        secret_sha256: get(row, "secret_sha256")?,
+        created_at: time(row, "created_at")?,
+        last_used_at: get(row, "last_used_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+pub(super) fn video(row: &PgRow) -> PortResult<Video> {
+    let size: Option<i64> = get(row, "size")?;
+    Ok(Video {
+        id: VideoId::from_uuid(get(row, "id")?),
+        owner: UserId::from_uuid(get(row, "owner")?),
+        file_name: get(row, "file_name")?,
+        size: size
+            .map(|s| u64::try_from(s).map_err(|e| corrupt("size", e)))
+            .transpose()?,
+        options: json(row, "options")?,
+        status: status(row, "status")?,
+        attempts: u32_col(row, "attempts")?,
+        max_attempts: u32_col(row, "max_attempts")?,
+        cycle: u32_col(row, "cycle")?,
+        last_error: opt_json(row, "last_error")?,
+        probe: opt_json(row, "probe")?,
+        outputs: opt_json(row, "outputs")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub(super) fn status_change(row: &PgRow) -> PortResult<StatusChange> {
+    Ok(StatusChange {
+        status: status(row, "status")?,
+        at: time(row, "at")?,
+        attempt: u32_col(row, "attempt")?,
+        reason: get(row, "reason")?,
+    })
+}
+
+pub(super) fn webhook(row: &PgRow) -> PortResult<Webhook> {
+    Ok(Webhook {
+        id: WebhookId::from_uuid(get(row, "id")?),
+        owner: UserId::from_uuid(get(row, "owner")?),
+        url: get(row, "url")?,
+        secret: get(row, "secret")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub(super) fn notification(row: &PgRow) -> PortResult<Notification> {
+    let event: String = get(row, "event")?;
+    let status: String = get(row, "status")?;
+    let code: Option<i64> = get(row, "last_status_code")?;
+    let channel: Channel = json(row, "channel")?;
+    Ok(Notification {
+        id: NotificationId::from_uuid(get(row, "id")?),
+        owner: UserId::from_uuid(get(row, "owner")?),
+        video: VideoId::from_uuid(get::<Uuid>(row, "video")?),
+        cycle: u32_col(row, "cycle")?,
+        event: EventType::parse(&event).ok_or_else(|| corrupt("event", &event))?,
+        channel,
+        payload: json(row, "payload")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        attempts: u32_col(row, "attempts")?,
+        last_error: get(row, "last_error")?,
+        last_status_code: code
+            .map(|c| u16::try_from(c).map_err(|e| corrupt("last_status_code", e)))
+            .transpose()?,
+        next_attempt_at: time(row, "next_attempt_at")?,
+        created_at: time(row, "created_at")?,
+        delivered_at: get(row, "delivered_at")?,
+    })
+}
+
+/// Maps every row, failing on the first unreadable one.
+pub(super) fn all<T>(rows: &[PgRow], map: impl Fn(&PgRow) -> PortResult<T>) -> PortResult<Vec<T>> {
+    rows.iter().map(map).collect()
+}
