@@ -87,6 +87,13 @@ def main():
                            check=True, stdout=subprocess.DEVNULL)
             engine.append(time.monotonic() - started)
 
+        # The engine as timed inside the server (worker metric), free of a CLI process start.
+        metrics = urllib.request.urlopen(f"{url}/metrics", timeout=30).read().decode()
+        inside = next(
+            (float(line.split()[-1]) for line in metrics.splitlines()
+             if line.startswith('vidsnap_media_seconds{quantile="0.5"}')),
+            None,
+        )
         p, e = statistics.median(pipeline), statistics.median(engine)
         overhead_ms = (p - e) * 1000
         print(f"clip: 30 s 640x360 H.264, frames every 10 s; {runs} runs each")
@@ -95,7 +102,13 @@ def main():
         print(f"media engine alone (vidsnap frames, wall):             median {e*1000:.1f} ms "
               f"(min {min(engine)*1000:.1f}, max {max(engine)*1000:.1f})")
         verdict = "met" if overhead_ms <= 100 else "MISSED"
-        print(f"pipeline overhead: {overhead_ms:.1f} ms (target <= 100 ms: {verdict})")
+        print(f"pipeline overhead vs the CLI: {overhead_ms:.1f} ms (target <= 100 ms: {verdict}); "
+              "the CLI's time includes its own process start")
+        if inside is not None:
+            inside_ms = (p - inside) * 1000
+            verdict = "met" if inside_ms <= 100 else "MISSED"
+            print(f"media engine inside the server (vidsnap_media_seconds median): {inside*1000:.1f} ms; "
+                  f"pipeline overhead vs it: {inside_ms:.1f} ms (target <= 100 ms: {verdict})")
 
         script = os.path.join(work, "auth.lua")
         with open(script, "w") as f:
