@@ -27,6 +27,7 @@
 mod clock;
 #[cfg(feature = "contract")]
 pub mod contract;
+mod delegate;
 mod error;
 mod event;
 pub mod postgres;

@@ -1,0 +1,201 @@
+//! The port traits on every SQL backend, each method handed to the dialect module that owns its
+//! tables. The delegation is the same for every dialect, so it is written once here.
+
+/// Implements `Repository` and `JobQueue` for `$store` by calling the functions of the dialect's
+/// `accounts`, `videos`, `notifications` and `queue` modules, which must be in scope (with the
+/// domain types the signatures name) where it is invoked.
+macro_rules! delegate_ports {
+    ($store:ty) => {
+        #[async_trait]
+        impl Repository for $store {
+            async fn ping(&self) -> PortResult<()> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(port_error)?;
+                Ok(())
+            }
+
+            async fn create_user(&self, user: &User) -> PortResult<()> {
+                accounts::create_user(self, user).await
+            }
+
+            async fn user(&self, id: UserId) -> PortResult<User> {
+                accounts::user(self, id).await
+            }
+
+            async fn user_by_email(&self, email: &str) -> PortResult<User> {
+                accounts::user_by_email(self, email).await
+            }
+
+            async fn external_user(
+                &self,
+                issuer: &str,
+                subject: &str,
+                email: &str,
+            ) -> PortResult<User> {
+                accounts::external_user(self, issuer, subject, email).await
+            }
+
+            async fn store_refresh_token(
+                &self,
+                user: UserId,
+                token_sha256: &str,
+                expires_at: DateTime<Utc>,
+            ) -> PortResult<()> {
+                accounts::store_refresh_token(self, user, token_sha256, expires_at).await
+            }
+
+            async fn take_refresh_token(&self, token_sha256: &str) -> PortResult<UserId> {
+                accounts::take_refresh_token(self, token_sha256).await
+            }
+
+            async fn create_api_key(&self, key: &ApiKey) -> PortResult<()> {
+                accounts::create_api_key(self, key).await
+            }
+
+            async fn api_key_by_secret(&self, secret_sha256: &str) -> PortResult<ApiKey> {
+                accounts::api_key_by_secret(self, secret_sha256).await
+            }
+
+            async fn api_keys(&self, owner: UserId) -> PortResult<Vec<ApiKey>> {
+                accounts::api_keys(self, owner).await
+            }
+
+            async fn revoke_api_key(&self, owner: UserId, id: ApiKeyId) -> PortResult<()> {
+                accounts::revoke_api_key(self, owner, id).await
+            }
+
+            async fn create_video(&self, video: &Video) -> PortResult<()> {
+                videos::create_video(self, video).await
+            }
+
+            async fn video(&self, owner: Option<UserId>, id: VideoId) -> PortResult<Video> {
+                videos::video(self, owner, id).await
+            }
+
+            async fn videos(
+                &self,
+                owner: UserId,
+                status: Option<VideoStatus>,
+                cursor: Option<&str>,
+                limit: u32,
+            ) -> PortResult<Page<Video>> {
+                videos::videos(self, owner, status, cursor, limit).await
+            }
+
+            async fn history(&self, id: VideoId) -> PortResult<Vec<StatusChange>> {
+                videos::history(self, id).await
+            }
+
+            async fn transition(&self, id: VideoId, transition: Transition) -> PortResult<Video> {
+                videos::transition(self, id, transition).await
+            }
+
+            async fn delete_video(&self, owner: UserId, id: VideoId) -> PortResult<Video> {
+                videos::delete_video(self, owner, id).await
+            }
+
+            async fn count_by_status(&self) -> PortResult<Vec<(VideoStatus, u64)>> {
+                videos::count_by_status(self).await
+            }
+
+            async fn stale_queued(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> PortResult<Vec<VideoId>> {
+                videos::stale_queued(self, before, limit).await
+            }
+
+            async fn create_webhook(&self, hook: &Webhook) -> PortResult<()> {
+                notifications::create_webhook(self, hook).await
+            }
+
+            async fn webhooks(&self, owner: UserId) -> PortResult<Vec<Webhook>> {
+                notifications::webhooks(self, owner).await
+            }
+
+            async fn webhook(&self, owner: Option<UserId>, id: WebhookId) -> PortResult<Webhook> {
+                notifications::webhook(self, owner, id).await
+            }
+
+            async fn delete_webhook(&self, owner: UserId, id: WebhookId) -> PortResult<()> {
+                notifications::delete_webhook(self, owner, id).await
+            }
+
+            async fn claim_notification(
+                &self,
+                worker: &str,
+                lease_until: DateTime<Utc>,
+            ) -> PortResult<Option<Notification>> {
+                notifications::claim_notification(self, worker, lease_until).await
+            }
+
+            async fn record_delivery(
+                &self,
+                id: NotificationId,
+                attempt: &DeliveryAttempt,
+            ) -> PortResult<()> {
+                notifications::record_delivery(self, id, attempt).await
+            }
+
+            async fn deliveries(
+                &self,
+                owner: UserId,
+                webhook: WebhookId,
+            ) -> PortResult<Vec<Notification>> {
+                notifications::deliveries(self, owner, webhook).await
+            }
+
+            async fn notifications_for(&self, video: VideoId) -> PortResult<Vec<Notification>> {
+                notifications::notifications_for(self, video).await
+            }
+
+            async fn redeliver(
+                &self,
+                owner: UserId,
+                id: NotificationId,
+            ) -> PortResult<Notification> {
+                notifications::redeliver(self, owner, id).await
+            }
+        }
+
+        #[async_trait]
+        impl JobQueue for $store {
+            async fn enqueue(&self, job: NewJob) -> PortResult<()> {
+                queue::enqueue(self, job).await
+            }
+
+            async fn claim(&self, worker: &str, lease: Duration) -> PortResult<Option<Lease>> {
+                queue::claim(self, worker, lease).await
+            }
+
+            async fn heartbeat(&self, lease: &Lease, extend: Duration) -> PortResult<()> {
+                queue::heartbeat(self, lease, extend).await
+            }
+
+            async fn complete(&self, lease: &Lease) -> PortResult<()> {
+                queue::complete(self, lease).await
+            }
+
+            async fn release(&self, lease: &Lease, at: DateTime<Utc>) -> PortResult<()> {
+                queue::release(self, lease, at).await
+            }
+
+            async fn dead_letter(&self, lease: &Lease, reason: &str) -> PortResult<()> {
+                queue::dead_letter(self, lease, reason).await
+            }
+
+            async fn wait_for_work(&self, max_wait: Duration) {
+                queue::wait_for_work(self, max_wait).await
+            }
+
+            async fn stats(&self) -> PortResult<QueueStats> {
+                queue::stats(self).await
+            }
+        }
+    };
+}
+
+pub(crate) use delegate_ports;
