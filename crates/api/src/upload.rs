@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use vidsnap_domain::{
-    JobQueue, NewJob, PortError, PortResult, Repository, Transition, UploadListener, Video,
-    VideoId, VideoStatus,
+    JobQueue, NewJob, PortError, PortResult, Repository, Transition, UploadListener, UploadOutcome,
+    Video, VideoId, VideoStatus,
 };
 
 use crate::events::VideoEvents;
@@ -25,8 +25,13 @@ pub struct QueueOnUpload {
 impl QueueOnUpload {
     /// Queues `video` if it is still waiting for its upload.
     pub async fn queue_video(&self, video: &Video, size: u64) -> PortResult<Video> {
+        Ok(self.queue_once(video, size).await?.0)
+    }
+
+    /// Queues `video` if it is still waiting for its upload; says whether this call did it.
+    async fn queue_once(&self, video: &Video, size: u64) -> PortResult<(Video, UploadOutcome)> {
         if video.status != VideoStatus::AwaitingUpload {
-            return Ok(video.clone());
+            return Ok((video.clone(), UploadOutcome::Duplicate));
         }
         let reason = format!("upload complete ({size} bytes)");
         let queued = match self
@@ -37,7 +42,8 @@ impl QueueOnUpload {
             Ok(v) => v,
             // A concurrent event got there first.
             Err(PortError::InvalidTransition { .. }) => {
-                return self.repo.video(None, video.id).await;
+                let now = self.repo.video(None, video.id).await?;
+                return Ok((now, UploadOutcome::Duplicate));
             }
             Err(e) => return Err(e),
         };
@@ -50,7 +56,7 @@ impl QueueOnUpload {
                 not_before: Utc::now(),
             })
             .await?;
-        Ok(queued)
+        Ok((queued, UploadOutcome::Queued))
     }
 }
 
@@ -63,7 +69,7 @@ impl std::fmt::Debug for QueueOnUpload {
 #[async_trait]
 impl UploadListener for QueueOnUpload {
     /// Keys are `{user}/{video}/{file_name}`; anything else is not an upload of ours.
-    async fn uploaded(&self, key: &str, size: u64) -> PortResult<()> {
+    async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome> {
         let mut parts = key.splitn(3, '/');
         let (Some(_user), Some(video), Some(file)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -71,9 +77,12 @@ impl UploadListener for QueueOnUpload {
         };
         let id: VideoId = video.parse().map_err(|_| PortError::NotFound)?;
         let video = self.repo.video(None, id).await?;
-        if video.source_key() != key || file.is_empty() {
+        if file.is_empty() || !key.starts_with(&format!("{}/", video.owner)) {
             return Err(PortError::NotFound);
         }
-        self.queue_video(&video, size).await.map(|_| ())
+        if video.source_key() != key {
+            return Ok(UploadOutcome::NotAnUpload);
+        }
+        Ok(self.queue_once(&video, size).await?.1)
     }
 }

@@ -33,6 +33,6 @@ pub use ids::{ApiKeyId, JobId, NotificationId, UserId, VideoId, WebhookId};
 pub use limits::Limits;
 pub use ports::{
     BlobStore, JobQueue, Lease, NewJob, Page, PortError, PortResult, PresignedRequest, QueueStats,
-    Repository, Transition, UploadListener,
+    Repository, Transition, UploadListener, UploadOutcome,
 };
 pub use video::{Failure, Outputs, StatusChange, Video, VideoOptions, VideoStatus};

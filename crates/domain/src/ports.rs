@@ -238,11 +238,23 @@ pub trait BlobStore: Send + Sync {
     async fn presign_get(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest>;
 }
 
+/// What an upload notification turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// The video's upload: it is now `queued` and its job enqueued.
+    Queued,
+    /// The video was already past `awaiting_upload` (a repeated event): nothing changed.
+    Duplicate,
+    /// Another blob beside a known video (one of its outputs): nothing to do.
+    NotAnUpload,
+}
+
 /// Told when a blob has been uploaded through a presigned URL (the local store's upload route,
-/// or an S3 event notification), so processing can start.
+/// or an S3 event notification), so processing can start. `NotFound` when the key is not
+/// `{user}/{video}/{file}` of a known video.
 #[async_trait]
 pub trait UploadListener: Send + Sync {
-    async fn uploaded(&self, key: &str, size: u64) -> PortResult<()>;
+    async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome>;
 }
 
 /// A video's failure as the worker decides it: retry later or give up.

@@ -203,7 +203,7 @@ async fn upload(
         Err(refused) => return refused.into_response(),
     };
     match routes.listener.uploaded(&key, size).await {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(_) => StatusCode::OK.into_response(),
         Err(PortError::NotFound) => StatusCode::OK.into_response(),
         Err(e) => {
             tracing::error!(%key, error = %e, "upload listener failed");

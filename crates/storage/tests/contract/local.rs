@@ -6,7 +6,7 @@ use std::{ops::Deref, sync::Arc};
 use async_trait::async_trait;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
-use vidsnap_domain::{PortResult, UploadListener};
+use vidsnap_domain::{PortResult, UploadListener, UploadOutcome};
 use vidsnap_storage::{LocalStore, UrlSigner};
 
 /// Uploads go nowhere: the contract reads them back through the store.
@@ -14,8 +14,8 @@ struct Ignore;
 
 #[async_trait]
 impl UploadListener for Ignore {
-    async fn uploaded(&self, _key: &str, _size: u64) -> PortResult<()> {
-        Ok(())
+    async fn uploaded(&self, _key: &str, _size: u64) -> PortResult<UploadOutcome> {
+        Ok(UploadOutcome::NotAnUpload)
     }
 }
 

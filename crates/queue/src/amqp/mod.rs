@@ -1,0 +1,1 @@
+//! RabbitMQ job queue (in progress).

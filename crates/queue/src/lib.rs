@@ -1,0 +1,10 @@
+//! Job queues on message brokers, behind the domain's [`JobQueue`](vidsnap_domain::JobQueue)
+//! port, and the consumer of S3 event notifications.
+//!
+//! Layout:
+//! - `amqp/`: RabbitMQ (AMQP 0-9-1) as the job queue.
+//! - `sqs/`: Amazon SQS as the job queue, and the S3 event-notification consumer that turns
+//!   "object created" events into uploads (`UploadListener`).
+
+pub mod amqp;
+pub mod sqs;

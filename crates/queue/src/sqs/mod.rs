@@ -1,0 +1,1 @@
+//! SQS job queue and S3 events (in progress).

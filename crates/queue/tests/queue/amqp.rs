@@ -1,0 +1,1 @@
+//! RabbitMQ tests (in progress).

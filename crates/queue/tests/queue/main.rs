@@ -1,0 +1,4 @@
+//! The broker queues against real servers: RabbitMQ on the machine, moto for SQS.
+
+mod amqp;
+mod sqs;

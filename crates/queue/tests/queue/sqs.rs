@@ -1,0 +1,1 @@
+//! SQS tests (in progress).
