@@ -19,6 +19,13 @@
 #              (initdb, trust, fsync=off) in .services/postgres on a free port
 #              -> VIDSNAP_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/postgres
 #                 (tests create, and drop, a database per test)
+#   rabbitmq   the machine's RabbitMQ on 127.0.0.1:5672 if it answers; else the installed
+#              rabbitmq-server started on loopback (installed with apt-get when missing)
+#              -> VIDSNAP_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f
+#                 (tests declare, and delete, queues with names of their own)
+#   moto       moto_server (pip moto[s3,sqs]): SQS with redrive and visibility, S3 buckets whose
+#              event notifications reach SQS queues (no signature checks)
+#              -> VIDSNAP_TEST_MOTO_ENDPOINT=http://127.0.0.1:PORT (tests use names of their own)
 # Tools (no process to start), installed into the virtualenv on every start:
 #   openapi-spec-validator   crates/api/tests/openapi/ checks the OpenAPI description with it
 # To add one (SeaweedFS, moto, PostgreSQL, RabbitMQ): write `start_NAME` and `stop_NAME` on the
@@ -32,7 +39,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${VIDSNAP_SERVICES_DIR:-$ROOT/.services}"
 VENV="$DIR/venv"
 ENV_FILE="$DIR/env"
-SERVICES=(smtp seaweedfs postgres)
+SERVICES=(smtp seaweedfs postgres rabbitmq moto)
 
 log() { echo "test-services: $*" >&2; }
 die() {
@@ -440,6 +447,112 @@ status_postgres() {
     echo "postgres: the machine's server answers on 127.0.0.1:$PG_PORT"
   else
     echo "postgres: stopped"
+  fi
+}
+
+# --- rabbitmq: reuse the machine's broker, else start one ----------------------------------------
+
+AMQP_PORT=5672
+
+# amqp_answers PORT: something speaks AMQP 0-9-1 on the port (it answers the protocol header).
+amqp_answers() {
+  "$VENV/bin/python" - "$1" <<'PY' 2>/dev/null
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3) as s:
+    s.sendall(b"AMQP\x00\x00\x09\x01")
+    sys.exit(0 if s.recv(1) == b"\x01" else 1)  # a Connection.Start method frame
+PY
+}
+
+start_rabbitmq() {
+  local dir="$DIR/rabbitmq" sudo="" deadline
+  mkdir -p "$dir"
+  ensure_venv
+  if amqp_answers "$AMQP_PORT"; then
+    log "rabbitmq: reusing the broker on 127.0.0.1:$AMQP_PORT"
+  else
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
+      log "rabbitmq: apt-get install rabbitmq-server"
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        rabbitmq-server >/dev/null
+    fi
+    # The Debian package's own data and log directories (owned by user rabbitmq: the server
+    # exits silently otherwise); loopback only, including the Erlang port mapper.
+    log "rabbitmq: starting rabbitmq-server on 127.0.0.1:$AMQP_PORT"
+    $sudo env RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 ERL_EPMD_ADDRESS=127.0.0.1 \
+      RABBITMQ_NODE_PORT="$AMQP_PORT" /usr/sbin/rabbitmq-server -detached ||
+      die "rabbitmq: rabbitmq-server -detached failed"
+    touch "$dir/started"
+    deadline=$((SECONDS + 60))
+    until amqp_answers "$AMQP_PORT"; do
+      [ "$SECONDS" -lt "$deadline" ] || die "rabbitmq: no AMQP on 127.0.0.1:$AMQP_PORT after 60s"
+      sleep 0.2
+    done
+    $sudo rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+  fi
+  env_set VIDSNAP_TEST_AMQP_URL "amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
+}
+
+stop_rabbitmq() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Only a broker this script started; the machine's own keeps running.
+  if [ -f "$DIR/rabbitmq/started" ]; then
+    $sudo rabbitmqctl -q stop >/dev/null 2>&1 || true
+    rm -f "$DIR/rabbitmq/started"
+  fi
+  env_unset VIDSNAP_TEST_AMQP_URL
+}
+
+status_rabbitmq() {
+  ensure_venv
+  if amqp_answers "$AMQP_PORT"; then
+    echo "rabbitmq: answering on 127.0.0.1:$AMQP_PORT$([ -f "$DIR/rabbitmq/started" ] && echo ', started by this script')"
+  else
+    echo "rabbitmq: stopped"
+  fi
+}
+
+# --- moto: SQS and S3 event notifications -----------------------------------------------------
+
+start_moto() {
+  local dir="$DIR/moto" marker="moto_server" port
+  local pidfile="$dir/pid" logfile="$dir/log"
+  mkdir -p "$dir"
+  if alive "$pidfile" "$marker" && [ -f "$dir/port" ] && port_open "$(cat "$dir/port")"; then
+    port="$(cat "$dir/port")"
+    log "moto: reusing moto_server on 127.0.0.1:$port"
+  else
+    [ -x "$VENV/bin/moto_server" ] ||
+      venv_install moto.server 'moto[s3,sqs,server]==5.2.1' flask flask-cors
+    local tries=0
+    while :; do
+      port="$(free_port)"
+      spawn "$pidfile" "$logfile" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+      wait_for_port "$port" "$pidfile" "$logfile" 60 && break
+      stop_pidfile "$pidfile" "$marker"
+      tries=$((tries + 1))
+      [ "$tries" -lt 3 ] || die "moto: moto_server would not start (log: $logfile)"
+    done
+    echo "$port" >"$dir/port"
+    log "moto: moto_server on 127.0.0.1:$port"
+  fi
+  env_set VIDSNAP_TEST_MOTO_ENDPOINT "http://127.0.0.1:$port"
+}
+
+stop_moto() {
+  stop_pidfile "$DIR/moto/pid" moto_server
+  rm -f "$DIR/moto/port"
+  env_unset VIDSNAP_TEST_MOTO_ENDPOINT
+}
+
+status_moto() {
+  if alive "$DIR/moto/pid" moto_server; then
+    echo "moto: running (pid $(cat "$DIR/moto/pid"), 127.0.0.1:$(cat "$DIR/moto/port" 2>/dev/null))"
+  else
+    echo "moto: stopped"
   fi
 }
 
