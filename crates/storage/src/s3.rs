@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::{
-    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
+    Attribute, Attributes, ClientOptions, RetryConfig, ObjectStore, ObjectStoreExt, PutMultipartOptions,
     PutOptions, PutPayload, WriteMultipart,
     aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential},
     list::{PaginatedListOptions, PaginatedListStore},
@@ -295,11 +295,19 @@ fn build(
         .with_connect_timeout(Duration::from_secs(5))
         .with_read_timeout(Duration::from_secs(60))
         .with_timeout_disabled();
+    // object_store's default (10 retries over up to 3 minutes) would hold a request, and a
+    // readiness check, for minutes while the store is down; a few quick retries ride out blips.
+    let retry = RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(20),
+        ..RetryConfig::default()
+    };
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(&config.bucket)
         .with_region(&config.region)
         .with_virtual_hosted_style_request(!config.path_style)
-        .with_client_options(options);
+        .with_client_options(options)
+        .with_retry(retry);
     if let Some(endpoint) = endpoint {
         let url = Url::parse(endpoint).map_err(|_| S3ConfigError::Endpoint {
             field,

@@ -50,6 +50,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections whose commits do not wait for the WAL flush (`synchronous_commit = off`), for
+    /// the queue's lease bookkeeping only: claim, heartbeat, complete, release, dead-letter. A
+    /// PostgreSQL crash can undo the last fraction of a second of those, and each undone one is
+    /// a redelivery, which at-least-once processing already settles: the video's own status,
+    /// written durably through `pool`, is what counts. Enqueues stay durable.
+    leases: PgPool,
     wake: Arc<Wake>,
 }
 
@@ -100,6 +106,9 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(connect_error)?;
+        let leases = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         migrator()
             .run(&pool)
             .await
@@ -113,6 +122,7 @@ impl PgStore {
             .map_err(connect_error)?;
         Ok(Self {
             pool,
+            leases,
             wake: Arc::new(Wake { work, listener }),
         })
     }
@@ -120,6 +130,7 @@ impl PgStore {
     /// Stops listening and waits for the pool's connections to be returned and closed.
     pub async fn close(&self) {
         self.wake.listener.abort();
+        self.leases.close().await;
         self.pool.close().await;
     }
 }
