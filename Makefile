@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 BIN_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run demo test deps lint fmt bench
+.PHONY: run demo test deps lint check-deploy fmt bench
 
 ## make run: install what is missing, build, and run the service on the embedded defaults.
 run: deps
@@ -16,8 +16,8 @@ demo: deps
 	$(CARGO) build --release -p vidsnap
 	scripts/demo.sh "$(BIN_DIR)/release/vidsnap"
 
-## make test: formatting, lints (warnings are errors), then every test.
-test: deps lint
+## make test: formatting, lints (warnings are errors), the deployment files, then every test.
+test: deps lint check-deploy
 	scripts/test-services.sh
 	$(CARGO) test --workspace --all-targets
 
@@ -27,6 +27,10 @@ deps:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## make check-deploy: the Dockerfile, Kubernetes manifests and deployment docs, offline (seconds).
+check-deploy:
+	scripts/check-deploy.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -30,7 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
-pub use state::{ApiSettings, AppState, Shared};
+pub use state::{ApiSettings, AppState, ReadinessChecks, Shared};
 
 /// Every route with its operation: the one list both [`router`] and [`openapi`] are made from.
 fn described_routes() -> OpenApiRouter<AppState> {
@@ -53,6 +53,14 @@ pub fn router(state: AppState) -> Router {
 
 /// The OpenAPI 3.1 description of every route of [`router`], and of the signed blob routes the
 /// local storage backend adds beside them.
+/// Only `/healthz`, `/readyz` and `/metrics`: what a worker or scheduler process serves.
+pub fn health_router(state: AppState) -> Router {
+    let (routes, _) = routes::health::routes().split_for_parts();
+    routes
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
+        .with_state(state)
+}
+
 pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::complete(described_routes().into_openapi())
 }

@@ -2,6 +2,8 @@
 
 use std::{ops::Deref, sync::Arc, time::Duration};
 
+use futures_util::future::BoxFuture;
+
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use vidsnap_domain::{BlobStore, JobQueue, Limits, Repository};
@@ -51,6 +53,54 @@ impl ApiSettings {
     }
 }
 
+/// Asks one backend whether it answers (`true`: ready).
+pub type Probe = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// The backends `/readyz` asks: those the process's role needs, by name.
+#[derive(Clone, Default)]
+pub struct ReadinessChecks(pub(crate) Vec<(&'static str, Probe)>);
+
+impl ReadinessChecks {
+    /// Adds a check named `name`.
+    pub fn with<F, Fut>(mut self, name: &'static str, probe: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.0.push((name, Arc::new(move || Box::pin(probe()))));
+        self
+    }
+
+    /// `database`, `queue` and `storage`: what the API uses.
+    pub fn backends(
+        repo: Arc<dyn Repository>,
+        queue: Arc<dyn JobQueue>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Self {
+        Self::default()
+            .with("database", move || {
+                let repo = repo.clone();
+                async move { repo.ping().await.is_ok() }
+            })
+            .with("queue", move || {
+                let queue = queue.clone();
+                async move { queue.stats().await.is_ok() }
+            })
+            .with("storage", move || {
+                let blobs = blobs.clone();
+                async move { blobs.ping().await.is_ok() }
+            })
+    }
+}
+
+impl std::fmt::Debug for ReadinessChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
 /// Shared by all handlers; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -71,6 +121,8 @@ pub struct Shared {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Pokes the notification deliverer after a redelivery request.
     pub deliveries_waker: Option<Arc<tokio::sync::Notify>>,
+    /// What `/readyz` asks.
+    pub readiness: ReadinessChecks,
 }
 
 impl std::fmt::Debug for AppState {

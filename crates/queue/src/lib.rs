@@ -5,6 +5,10 @@
 //! - `amqp/`: RabbitMQ (AMQP 0-9-1) as the job queue.
 //! - `sqs/`: Amazon SQS as the job queue, and the S3 event-notification consumer that turns
 //!   "object created" events into uploads (`UploadListener`).
+//! - `contract` (feature `contract`): the behaviour every `JobQueue` backend shares, run against
+//!   the database queue and each broker.
 
 pub mod amqp;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod sqs;

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::{
-    Attribute, Attributes, ClientOptions, RetryConfig, ObjectStore, ObjectStoreExt, PutMultipartOptions,
-    PutOptions, PutPayload, WriteMultipart,
+    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
+    PutOptions, PutPayload, RetryConfig, WriteMultipart,
     aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential},
     list::{PaginatedListOptions, PaginatedListStore},
     path::Path as ObjectPath,

@@ -13,7 +13,7 @@ use vidsnap_api::ApiSettings;
 use vidsnap_domain::Limits;
 use vidsnap_media::MediaConfig;
 use vidsnap_notify::{DeliveryConfig, SmtpConfig, WebhookConfig};
-use vidsnap_worker::WorkerConfig;
+use vidsnap_worker::{SchedulerConfig, WorkerConfig};
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -24,8 +24,24 @@ pub enum Role {
     All,
     /// The HTTP API only.
     Api,
-    /// Workers and notification delivery, with health endpoints.
+    /// Workers, notification delivery and the S3 event consumer, with health endpoints only.
     Worker,
+    /// Housekeeping (re-enqueueing lost jobs), with health endpoints only.
+    Scheduler,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Self::All | Self::Worker)
+    }
+
+    pub fn runs_scheduler(self) -> bool {
+        matches!(self, Self::All | Self::Scheduler)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +113,20 @@ impl Default for StorageConfig {
     }
 }
 
+/// The job queue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum QueueConfig {
+    /// The `jobs` table of `[database]`: the embedded default, and enough for most clusters
+    /// (PostgreSQL claims with `SKIP LOCKED`).
+    #[default]
+    Database,
+    /// A RabbitMQ broker (AMQP 0-9-1).
+    Rabbitmq(vidsnap_queue::amqp::AmqpConfig),
+    /// An Amazon SQS queue.
+    Sqs(vidsnap_queue::sqs::SqsConfig),
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -115,10 +145,17 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
+    pub queue: QueueConfig,
+    /// S3 "object created" notifications read from an SQS queue: uploads that reach the bucket
+    /// start processing without `POST /v1/videos/{id}/uploaded` (the AWS trigger). Workers
+    /// consume them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_events: Option<vidsnap_queue::sqs::S3EventsConfig>,
     pub auth: AuthConfig,
     pub limits: Limits,
     pub api: ApiSettings,
     pub worker: WorkerConfig,
+    pub scheduler: SchedulerConfig,
     pub media: MediaConfig,
     #[serde(skip_serializing)]
     pub smtp: SmtpConfig,

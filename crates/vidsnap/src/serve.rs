@@ -1,5 +1,6 @@
 //! `vidsnap serve`: builds every backend named by the configuration, behind the port traits, and
-//! runs the roles this process has: the API, the workers, notification delivery.
+//! runs the parts this process's role has: the API; the workers, notification delivery and the S3
+//! event consumer; the scheduler. Every role serves `/healthz`, `/readyz` and `/metrics`.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -7,16 +8,18 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use vidsnap_api::{
-    AppState, Shared, auth::tokens::TokenKeys, events::VideoEvents, upload::QueueOnUpload,
+    AppState, ReadinessChecks, Shared, auth::tokens::TokenKeys, events::VideoEvents,
+    upload::QueueOnUpload,
 };
 use vidsnap_db::{PgStore, SqliteStore};
 use vidsnap_domain::{BlobStore, JobQueue, Repository};
 use vidsnap_media::{ExtractorCommand, MediaEngine};
 use vidsnap_notify::{Deliverer, Mailer, WebhookSender};
+use vidsnap_queue::{amqp::AmqpQueue, sqs::S3EventConsumer, sqs::SqsQueue};
 use vidsnap_storage::{LocalStore, S3Store, UrlSigner};
-use vidsnap_worker::Worker;
+use vidsnap_worker::{Scheduler, Worker};
 
-use crate::config::{Config, DatabaseConfig, Role, StorageConfig};
+use crate::config::{Config, DatabaseConfig, QueueConfig, StorageConfig};
 
 /// Closes the database pool at the end.
 type Closer = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -34,32 +37,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
 
-    let (repo, queue, closer): (Arc<dyn Repository>, Arc<dyn JobQueue>, Closer) =
-        match &config.database {
-            DatabaseConfig::Sqlite { path } => {
-                let path = path.clone().unwrap_or_else(|| data_dir.join("vidsnap.db"));
-                let store = SqliteStore::open(&path)
-                    .await
-                    .with_context(|| format!("opening the database {}", path.display()))?;
-                let closer = store.clone();
-                (
-                    Arc::new(store.clone()),
-                    Arc::new(store),
-                    Box::new(move || Box::pin(async move { closer.close().await })),
-                )
-            }
-            DatabaseConfig::Postgres { url } => {
-                let store = PgStore::connect(url)
-                    .await
-                    .context("connecting to PostgreSQL")?;
-                let closer = store.clone();
-                (
-                    Arc::new(store.clone()),
-                    Arc::new(store),
-                    Box::new(move || Box::pin(async move { closer.close().await })),
-                )
-            }
-        };
+    let role = config.server.role;
+    let (repo, database_queue, closer) = open_database(&config, data_dir).await?;
+    let queue = open_queue(&config, database_queue).await?;
 
     let listener = TcpListener::bind(&config.server.listen)
         .await
@@ -89,11 +69,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let events = VideoEvents::default();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let runs_api = matches!(config.server.role, Role::All | Role::Api);
-    let runs_workers = matches!(config.server.role, Role::All | Role::Worker);
+    let on_upload = Arc::new(QueueOnUpload {
+        repo: repo.clone(),
+        queue: queue.clone(),
+        events: events.clone(),
+    });
 
     let mut deliveries_waker = None;
-    if runs_workers {
+    if role.runs_workers() {
         let extractor = ExtractorCommand {
             program: std::env::current_exe().context("locating the vidsnap executable")?,
             args: vec!["internal-extract".into()],
@@ -125,6 +108,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ));
         tasks.spawn(worker.run(shutdown.clone()));
 
+        if let Some(events_config) = &config.s3_events {
+            let consumer = S3EventConsumer::new(events_config, on_upload.clone())
+                .await
+                .context("configuring the S3 event consumer (s3_events)")?;
+            tasks.spawn(consumer.run(shutdown.clone()));
+        }
+    }
+    let runs_scheduler = role.runs_scheduler() || config.scheduler.enabled;
+    if runs_scheduler {
+        let scheduler = Scheduler::new(config.scheduler.clone(), repo.clone(), queue.clone());
+        tasks.spawn(scheduler.run(shutdown.clone()));
+    }
+    // Notifications go out from workers and schedulers (leased per notification, so any number
+    // of them share the work): retries keep going while autoscaling has no worker running.
+    if role.runs_workers() || runs_scheduler {
         let mailer = if config.smtp.host.is_empty() {
             tracing::info!("SMTP is not configured: e-mails are logged, not sent");
             Mailer::log_only()
@@ -137,6 +135,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tasks.spawn(deliverer.run(shutdown.clone()));
     }
 
+    let readiness = ReadinessChecks::backends(repo.clone(), queue.clone(), blobs.clone());
     let state = AppState::new(Shared {
         repo: repo.clone(),
         queue: queue.clone(),
@@ -159,14 +158,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
         shutdown: shutdown.clone(),
         deliveries_waker: deliveries_waker.clone(),
+        readiness,
     });
-    let mut app = vidsnap_api::router(state);
-    if let Some(local) = local.filter(|_| runs_api) {
-        let on_upload = Arc::new(QueueOnUpload {
-            repo: repo.clone(),
-            queue: queue.clone(),
-            events,
-        });
+    // Worker and scheduler processes answer health checks and metrics only.
+    let mut app = if role.serves_api() {
+        vidsnap_api::router(state)
+    } else {
+        vidsnap_api::health_router(state)
+    };
+    if let Some(local) = local.filter(|_| role.serves_api()) {
         app = app.merge(vidsnap_storage::routes(
             local,
             signer,
@@ -175,7 +175,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ));
     }
 
-    tracing::info!(%address, role = ?config.server.role, "serving");
+    tracing::info!(%address, ?role, "serving");
     println!(
         "Vidsnap is listening on {public_url} (data in {})",
         data_dir.display()
@@ -202,6 +202,62 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     signals.abort();
     closer().await;
     Ok(())
+}
+
+/// The metadata database, and the job queue it carries (used when `[queue] kind = "database"`).
+async fn open_database(
+    config: &Config,
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<dyn Repository>, Arc<dyn JobQueue>, Closer)> {
+    Ok(match &config.database {
+        DatabaseConfig::Sqlite { path } => {
+            let path = path.clone().unwrap_or_else(|| data_dir.join("vidsnap.db"));
+            let store = SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("opening the database {}", path.display()))?;
+            let closer = store.clone();
+            (
+                Arc::new(store.clone()),
+                Arc::new(store),
+                Box::new(move || Box::pin(async move { closer.close().await })),
+            )
+        }
+        DatabaseConfig::Postgres { url } => {
+            let store = PgStore::connect(url)
+                .await
+                .context("connecting to PostgreSQL")?;
+            let closer = store.clone();
+            (
+                Arc::new(store.clone()),
+                Arc::new(store),
+                Box::new(move || Box::pin(async move { closer.close().await })),
+            )
+        }
+    })
+}
+
+/// The job queue `[queue]` names.
+async fn open_queue(
+    config: &Config,
+    database_queue: Arc<dyn JobQueue>,
+) -> anyhow::Result<Arc<dyn JobQueue>> {
+    Ok(match &config.queue {
+        QueueConfig::Database => database_queue,
+        QueueConfig::Rabbitmq(amqp) => {
+            // As many unacknowledged deliveries as this process runs jobs at once.
+            let prefetch = u16::try_from(config.worker.concurrency.max(1)).unwrap_or(u16::MAX);
+            Arc::new(
+                AmqpQueue::connect(amqp, prefetch)
+                    .await
+                    .context("connecting to RabbitMQ ([queue] kind = \"rabbitmq\")")?,
+            )
+        }
+        QueueConfig::Sqs(sqs) => Arc::new(
+            SqsQueue::new(sqs)
+                .await
+                .context("configuring SQS ([queue] kind = \"sqs\")")?,
+        ),
+    })
 }
 
 async fn wait_for_signal() {

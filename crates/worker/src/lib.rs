@@ -5,9 +5,12 @@
 //!   graceful shutdown).
 //! - `pipeline`: processing one claimed job and recording its outcome.
 //! - [`backoff`]: exponential backoff with jitter.
+//! - [`scheduler`]: housekeeping loops (re-enqueueing lost jobs), the `scheduler` role.
 
 pub mod backoff;
 mod pipeline;
 pub mod pool;
+pub mod scheduler;
 
 pub use pool::{Worker, WorkerConfig};
+pub use scheduler::{Scheduler, SchedulerConfig};

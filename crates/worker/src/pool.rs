@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use vidsnap_domain::{BlobStore, JobQueue, Lease, NewJob, PortError, Repository, Video};
+use vidsnap_domain::{BlobStore, JobQueue, Lease, PortError, Repository, Video};
 use vidsnap_media::MediaEngine;
 
 use crate::backoff::Backoff;
@@ -24,11 +24,6 @@ pub struct WorkerConfig {
     /// Attempts before a video is `dead`.
     pub max_attempts: u32,
     pub backoff: Backoff,
-    /// How often to look for `queued` videos whose job was lost (0 disables the sweep).
-    pub sweep_seconds: u64,
-    /// A video `queued` for longer than this without progress is enqueued again. Longer than
-    /// the longest backoff, so a video waiting out its backoff is left alone.
-    pub requeue_after_seconds: u64,
 }
 
 impl Default for WorkerConfig {
@@ -40,8 +35,6 @@ impl Default for WorkerConfig {
             shutdown_grace_seconds: 20,
             max_attempts: 5,
             backoff: Backoff::default(),
-            sweep_seconds: 60,
-            requeue_after_seconds: 900,
         }
     }
 }
@@ -105,11 +98,6 @@ impl Worker {
             let (shutdown, abort) = (shutdown.clone(), abort.clone());
             tracker.spawn(async move { worker.claim_loop(slot, shutdown, abort).await });
         }
-        if self.config.sweep_seconds > 0 {
-            let worker = Arc::clone(&self);
-            let shutdown = shutdown.clone();
-            tracker.spawn(async move { worker.sweep_loop(shutdown).await });
-        }
         tracker.close();
         shutdown.cancelled().await;
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
@@ -117,35 +105,6 @@ impl Worker {
             tracing::warn!("jobs still running after the grace period: handing them back");
             abort.cancel();
             tracker.wait().await;
-        }
-    }
-
-    /// Enqueues again the videos left `queued` without a job (a crash between a status change
-    /// and its enqueue). Harmless when several processes sweep: enqueue is idempotent.
-    async fn sweep_loop(&self, shutdown: CancellationToken) {
-        let every = Duration::from_secs(self.config.sweep_seconds);
-        loop {
-            let before =
-                chrono::Utc::now() - Duration::from_secs(self.config.requeue_after_seconds);
-            match self.repo.stale_queued(before, 100).await {
-                Ok(videos) => {
-                    for video in videos {
-                        tracing::warn!(%video, "queued without progress: enqueueing again");
-                        let job = NewJob {
-                            video,
-                            not_before: chrono::Utc::now(),
-                        };
-                        if let Err(e) = self.queue.enqueue(job).await {
-                            tracing::warn!(%video, error = %e, "re-enqueue failed");
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "sweeping queued videos failed"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = shutdown.cancelled() => return,
-            }
         }
     }
 

@@ -1,6 +1,9 @@
 //! Liveness, readiness and Prometheus metrics.
 
-use std::time::Instant;
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json,
@@ -14,6 +17,9 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
+
+/// A backend slower than this to answer counts as not ready.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,18 +48,12 @@ async fn live() -> Json<Liveness> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// Which backends answered.
-    checks: Checks,
+    /// Each backend this process's role needs, and whether it answered (within 5 s).
+    #[schema(example = json!({"database": true, "queue": true, "storage": true}))]
+    checks: BTreeMap<&'static str, bool>,
     /// `ready` or `not-ready`.
     #[schema(examples("ready", "not-ready"))]
     status: &'static str,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Checks {
-    database: bool,
-    queue: bool,
-    storage: bool,
 }
 
 /// Whether this process can serve
@@ -70,10 +70,15 @@ pub struct Checks {
     ),
 )]
 async fn ready(State(state): State<AppState>) -> Response {
-    let database = state.repo.ping().await.is_ok();
-    let storage = state.blobs.ping().await.is_ok();
-    let queue = state.queue.stats().await.is_ok();
-    let ok = database && storage && queue;
+    let answers = state.readiness.0.iter().map(|(name, probe)| async move {
+        let answered = tokio::time::timeout(PROBE_TIMEOUT, probe()).await;
+        (*name, answered.unwrap_or(false))
+    });
+    let checks: BTreeMap<_, _> = futures_util::future::join_all(answers)
+        .await
+        .into_iter()
+        .collect();
+    let ok = checks.values().all(|answered| *answered);
     let status = if ok {
         StatusCode::OK
     } else {
@@ -81,11 +86,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     };
     let body = Readiness {
         status: if ok { "ready" } else { "not-ready" },
-        checks: Checks {
-            database,
-            queue,
-            storage,
-        },
+        checks,
     };
     (status, Json(body)).into_response()
 }

@@ -588,6 +588,7 @@ async fn app(verifier: OidcVerifier, dir: &std::path::Path) -> Router {
         oidc: Some(Arc::new(verifier)),
         shutdown: tokio_util::sync::CancellationToken::new(),
         deliveries_waker: None,
+        readiness: vidsnap_api::ReadinessChecks::default(),
     });
     vidsnap_api::router(state)
 }

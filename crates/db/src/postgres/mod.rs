@@ -33,6 +33,8 @@ use crate::error::OpenError;
 /// length of a statement, so a few serve many; the server's `max_connections` (100 by default)
 /// bounds the sum over every process.
 const POOL_SIZE: u32 = 10;
+/// Connections for lease bookkeeping (short statements; a worker holds none while it works).
+const LEASE_POOL_SIZE: u32 = 5;
 /// How the pool's connections show in `pg_stat_activity`, unless the URL names its own.
 const APPLICATION_NAME: &str = "vidsnap";
 
@@ -107,7 +109,7 @@ impl PgStore {
             .await
             .map_err(connect_error)?;
         let leases = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
+            .max_connections(LEASE_POOL_SIZE)
             .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         migrator()
             .run(&pool)

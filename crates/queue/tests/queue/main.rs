@@ -1,4 +1,5 @@
 //! The broker queues against real servers: RabbitMQ on the machine, moto for SQS.
 
 mod amqp;
+mod database;
 mod sqs;

@@ -10,7 +10,7 @@ use axum::{
 use serde_json::Value;
 use tower::ServiceExt;
 use vidsnap_api::{
-    ApiSettings, AppState, Shared,
+    ApiSettings, AppState, ReadinessChecks, Shared,
     auth::{passwords::PasswordCost, tokens::TokenKeys},
     events::VideoEvents,
     upload::QueueOnUpload,
@@ -64,6 +64,7 @@ pub async fn spawn_app() -> TestApp {
         oidc: None,
         shutdown: tokio_util::sync::CancellationToken::new(),
         deliveries_waker: None,
+        readiness: ReadinessChecks::backends(store.clone(), store.clone(), blobs.clone()),
     });
     let on_upload = Arc::new(QueueOnUpload {
         repo: store.clone(),
