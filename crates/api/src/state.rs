@@ -71,12 +71,20 @@ impl ReadinessChecks {
         self
     }
 
-    /// `database`, `queue` and `storage`: what the API uses.
+    /// `database`, `queue` and `storage`: what the API and the workers use.
     pub fn backends(
         repo: Arc<dyn Repository>,
         queue: Arc<dyn JobQueue>,
         blobs: Arc<dyn BlobStore>,
     ) -> Self {
+        Self::database_and_queue(repo, queue).with("storage", move || {
+            let blobs = blobs.clone();
+            async move { blobs.ping().await.is_ok() }
+        })
+    }
+
+    /// `database` and `queue`.
+    pub fn database_and_queue(repo: Arc<dyn Repository>, queue: Arc<dyn JobQueue>) -> Self {
         Self::default()
             .with("database", move || {
                 let repo = repo.clone();
@@ -85,10 +93,6 @@ impl ReadinessChecks {
             .with("queue", move || {
                 let queue = queue.clone();
                 async move { queue.stats().await.is_ok() }
-            })
-            .with("storage", move || {
-                let blobs = blobs.clone();
-                async move { blobs.ping().await.is_ok() }
             })
     }
 }

@@ -257,6 +257,14 @@ async fn a_cluster_survives_a_worker_killed_mid_job() {
         let (status, ready) = app.call(Method::GET, "/readyz", None, None).await;
         assert_eq!(status, StatusCode::OK, "{} not ready: {ready}", app.url);
     }
+    // Each role asks what it uses: the scheduler touches no blobs.
+    let (_, ready) = scheduler.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready["checks"], json!({"database": true, "queue": true}));
+    let (_, ready) = first_worker.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        ready["checks"],
+        json!({"database": true, "queue": true, "storage": true})
+    );
     let (status, _) = first_worker
         .call(Method::GET, "/v1/videos", None, None)
         .await;
