@@ -41,23 +41,9 @@ die() {
   exit 1
 }
 
-# The virtualenv every Python tool goes into (never the system Python); the same as
-# scripts/test-services.sh creates.
-ensure_venv() {
-  [ -x "$VENV/bin/python" ] && return
-  command -v python3 >/dev/null || die "python3 is missing: apt-get install python3 python3-venv"
-  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    log "python3 cannot create virtualenvs; installing python3-venv"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-      python3-venv >/dev/null
-  fi
-  mkdir -p "$DIR"
-  log "creating $VENV"
-  python3 -m venv "$VENV"
-}
+# ensure_venv: the project's one virtualenv (scripts/lib/venv.sh).
+# shellcheck source=lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 
 # install_tools: pip installs every pin of TOOLS that is not installed at exactly that version.
 install_tools() {
