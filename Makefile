@@ -41,3 +41,4 @@ bench: deps
 	bench/frames
 	bench/service
 	bench/queue
+	bench/uploads

@@ -26,8 +26,9 @@
 #   moto       moto_server (pip moto[s3,sqs]): SQS with redrive and visibility, S3 buckets whose
 #              event notifications reach SQS queues (no signature checks)
 #              -> VIDSNAP_TEST_MOTO_ENDPOINT=http://127.0.0.1:PORT (tests use names of their own)
-# Tools (no process to start), installed into the virtualenv on every start:
+# Tools (no process to start), installed on every start (see install_tools):
 #   openapi-spec-validator   crates/api/tests/openapi/ checks the OpenAPI description with it
+#   tuspy (venv), tus-js-client (.services/node): the official tus clients
 # To add one (SeaweedFS, moto, PostgreSQL, RabbitMQ): write `start_NAME` and `stop_NAME` on the
 # pattern of the smtp pair (pip packages via `venv_install`, `spawn` + `wait_for_port`, `env_set`),
 # and add NAME to SERVICES.
@@ -49,22 +50,9 @@ die() {
 
 # --- helpers ---------------------------------------------------------------------------------
 
-# The virtualenv every Python tool goes into (never the system Python).
-ensure_venv() {
-  [ -x "$VENV/bin/python" ] && return
-  command -v python3 >/dev/null || die "python3 is missing: apt-get install python3 python3-venv"
-  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    log "python3 cannot create virtualenvs; installing python3-venv"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-      python3-venv >/dev/null
-  fi
-  mkdir -p "$DIR"
-  log "creating $VENV"
-  python3 -m venv "$VENV"
-}
+# ensure_venv: the project's one virtualenv (scripts/lib/venv.sh).
+# shellcheck source=lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 
 # venv_install MODULE PIP_SPEC...: installs the specs unless MODULE already imports.
 venv_install() {
@@ -558,9 +546,46 @@ status_moto() {
 
 # --- main ------------------------------------------------------------------------------------
 
-# Python tools the test suites run, not services: nothing to stop.
+# pip_pinned NAME VERSION: installs NAME==VERSION into the virtualenv unless that exact version
+# is there (a module import alone would accept any version, or another package of that name).
+pip_pinned() {
+  local name="$1" version="$2"
+  ensure_venv
+  [ "$("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$name'))" \
+    2>/dev/null)" = "$version" ] && return
+  log "pip install $name==$version"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$name==$version"
+}
+
+# npm_pinned NAME VERSION: installs the npm package NAME@VERSION under .services/node (with the
+# machine's Node.js and npm) unless that exact version is there. Tests run it from there.
+npm_pinned() {
+  local name="$1" version="$2" node_dir="$DIR/node" installed sudo=""
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "node and npm are missing; apt-get install nodejs npm"
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      nodejs npm >/dev/null || die "installing nodejs and npm failed"
+  fi
+  installed="$(node -p "require('$node_dir/node_modules/$name/package.json').version" \
+    2>/dev/null || true)"
+  [ "$installed" = "$version" ] && return
+  mkdir -p "$node_dir"
+  [ -f "$node_dir/package.json" ] || echo '{"private": true}' >"$node_dir/package.json"
+  log "npm install $name@$version"
+  npm install --prefix "$node_dir" --save-exact --no-audit --no-fund --loglevel=error \
+    "$name@$version" >/dev/null
+}
+
+# Tools the test suites run, not services: nothing to stop.
+#   openapi-spec-validator   crates/api/tests/api/openapi checks the OpenAPI description with it
+#   tuspy, tus-js-client     the official tus clients, against /v1/uploads
+#                            (crates/vidsnap/tests/e2e/service/uploads.rs)
 install_tools() {
   venv_install openapi_spec_validator 'openapi-spec-validator==0.9.0'
+  pip_pinned tuspy 1.1.0
+  npm_pinned tus-js-client 4.3.1
 }
 
 case "${1:-start}" in

@@ -97,6 +97,11 @@ impl ApiError {
                 format!("the {what} is {from} and cannot become {to}"),
             ),
             PortError::LeaseLost => Self::internal("lease lost in a request"),
+            PortError::Locked => Self::new(
+                StatusCode::LOCKED,
+                "locked",
+                format!("another request is changing this {what}; try again when it has finished"),
+            ),
             PortError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "backend unavailable");
                 Self::new(

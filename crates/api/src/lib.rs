@@ -5,7 +5,9 @@
 //!   description (served at `/openapi.json`, rendered at `/docs`).
 //! - [`state`]: [`AppState`], what handlers share (ports as `Arc<dyn …>`, token keys, settings).
 //! - `routes/`: one module per resource: `auth` (accounts, tokens, API keys), `videos`
-//!   (create/list/show/delete/retry, SSE), `webhooks` (and their delivery log), `health`
+//!   (create/list/show/delete/retry, SSE), `uploads` (resumable uploads: tus 1.0.0 on the
+//!   upload core, `vidsnap-uploads`), `multipart` (direct multipart uploads to S3 through
+//!   presigned part URLs), `webhooks` (and their delivery log), `health`
 //!   (`/healthz`, `/readyz`, `/metrics`), `docs` (`/openapi.json`, `/docs`). Each handler carries
 //!   its `#[utoipa::path]` annotation and is registered with `utoipa_axum::routes!`, which routes
 //!   it and describes it at once.
@@ -37,6 +39,8 @@ fn described_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::auth::routes())
         .merge(routes::videos::routes())
+        .merge(routes::multipart::routes())
+        .merge(routes::uploads::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::health::routes())
         .merge(routes::docs::routes())

@@ -21,6 +21,7 @@ use utoipa::{
     Modify, OpenApi, PartialSchema, ToSchema,
     openapi::{
         self, Content, HttpMethod, Ref, RefOr, Required, Response, ResponseBuilder, Schema,
+        header::HeaderBuilder,
         path::{OperationBuilder, ParameterBuilder, ParameterIn},
         request_body::RequestBodyBuilder,
         schema::{ObjectBuilder, OneOfBuilder, Type},
@@ -43,6 +44,10 @@ use vidsnap_domain::{
         (name = "auth", description = "Accounts and tokens."),
         (name = "api-keys", description = "Long-lived credentials for machines (`vsk_…`)."),
         (name = "videos", description = "Videos, their uploads, processing and outputs."),
+        (name = "uploads", description = "Resumable uploads: tus 1.0.0 (creation, \
+            creation-with-upload, termination, expiration, checksum with sha1 and sha256). Any \
+            tus client works: point it at `/v1/uploads` with a credential header and \
+            `Upload-Metadata` carrying `filename`. Every answer carries `Tus-Resumable: 1.0.0`."),
         (name = "webhooks", description = "Signed notifications of outcomes, and their delivery log."),
         (name = "blobs", description = "Signed upload and download URLs of the local storage \
             backend. Clients never build these URLs: the API hands them out."),
@@ -96,6 +101,8 @@ pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
             &mut item.post,
             &mut item.delete,
             &mut item.patch,
+            &mut item.head,
+            &mut item.options,
         ];
         for operation in operations.into_iter().flatten() {
             let answers = &mut operation.responses.responses;
@@ -108,7 +115,14 @@ pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
                     .into()
                 });
             }
-            if operation.request_body.is_some() {
+            let takes_json = operation
+                .request_body
+                .as_ref()
+                .is_some_and(|body| match body {
+                    RefOr::T(body) => body.content.contains_key("application/json"),
+                    RefOr::Ref(_) => true,
+                });
+            if takes_json {
                 answers.entry("400".into()).or_insert_with(|| {
                     error(
                         "The body is not valid JSON (`invalid-json`).",
@@ -162,8 +176,42 @@ pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
             });
         }
     }
+    add_tus_resumable(&mut api);
     add_blob_paths(&mut api);
     api
+}
+
+/// `Tus-Resumable: 1.0.0` on every answer of the tus routes, errors included (a layer adds it).
+fn add_tus_resumable(api: &mut openapi::OpenApi) {
+    for (path, item) in api.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/uploads") {
+            continue;
+        }
+        let operations = [
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response
+                        .headers
+                        .entry("Tus-Resumable".into())
+                        .or_insert_with(|| {
+                            RefOr::T(
+                                HeaderBuilder::new()
+                                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                                    .description(Some("`1.0.0`: the tus version spoken."))
+                                    .build(),
+                            )
+                        });
+                }
+            }
+        }
+    }
 }
 
 /// An answer with the shared error body.
@@ -321,9 +369,12 @@ pub(crate) struct ErrorBody {
 #[allow(dead_code)]
 pub(crate) struct ErrorDetail {
     /// Stable and kebab-case: match on it. `not-found`, `unauthorized`, `validation-failed`,
-    /// `conflict`, `invalid-state`, `email-taken`, `upload-missing`, `internal`, `unavailable`;
-    /// the blob routes add `invalid-key`, `signature-mismatch`, `url-expired`, `too-large`,
-    /// `incomplete-body`.
+    /// `conflict`, `invalid-state`, `email-taken`, `upload-missing`, `internal`, `unavailable`,
+    /// `locked`; the tus routes (`/v1/uploads`) add `unsupported-version`, `invalid-header`,
+    /// `offset-mismatch`, `checksum-mismatch`, `upload-locked`, `upload-expired`,
+    /// `upload-taken-over`, `too-large`, `incomplete-body`, `unsupported-media-type`,
+    /// `not-implemented`; the blob routes add `invalid-key`, `signature-mismatch`, `url-expired`,
+    /// `too-large`, `incomplete-body`.
     #[schema(examples("not-found"))]
     code: String,
     /// For people; may change.
@@ -393,6 +444,25 @@ string_enum!(
     "The image format of the frames. Requests also accept `jpeg`.",
     [ImageFormat::Jpg, ImageFormat::Png, ImageFormat::Webp].map(ImageFormat::extension)
 );
+
+/// Raw bytes, as a request body.
+pub(crate) struct OctetStreamDoc;
+
+impl PartialSchema for OctetStreamDoc {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/offset+octet-stream")
+            .description(Some("The bytes themselves."))
+            .into()
+    }
+}
+
+impl ToSchema for OctetStreamDoc {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Bytes")
+    }
+}
 
 /// A frame interval as requested: seconds, or a duration string such as `"10s"`, `"1.5s"`,
 /// `"2m"`.

@@ -70,6 +70,11 @@ impl std::fmt::Debug for QueueOnUpload {
 impl UploadListener for QueueOnUpload {
     /// Keys are `{user}/{video}/{file_name}`; anything else is not an upload of ours.
     async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome> {
+        // Resumable uploads stage pieces under `.uploads/{upload}/` (vidsnap-storage's S3
+        // staging writes an object per piece): their events are not uploads, nor unknown keys.
+        if key.starts_with(".uploads/") {
+            return Ok(UploadOutcome::NotAnUpload);
+        }
         let mut parts = key.splitn(3, '/');
         let (Some(_user), Some(video), Some(file)) = (parts.next(), parts.next(), parts.next())
         else {

@@ -2,7 +2,7 @@
 //! tables. The delegation is the same for every dialect, so it is written once here.
 
 /// Implements `Repository` and `JobQueue` for `$store` by calling the functions of the dialect's
-/// `accounts`, `videos`, `notifications` and `queue` modules, which must be in scope (with the
+/// `accounts`, `videos`, `notifications`, `uploads` and `queue` modules, which must be in scope (with the
 /// domain types the signatures name) where it is invoked.
 macro_rules! delegate_ports {
     ($store:ty) => {
@@ -158,6 +158,94 @@ macro_rules! delegate_ports {
                 id: NotificationId,
             ) -> PortResult<Notification> {
                 notifications::redeliver(self, owner, id).await
+            }
+
+            async fn create_upload(&self, video: &Video, upload: &Upload) -> PortResult<()> {
+                uploads::create_upload(self, video, upload).await
+            }
+
+            async fn upload(&self, owner: Option<UserId>, id: UploadId) -> PortResult<Upload> {
+                uploads::upload(self, owner, id).await
+            }
+
+            async fn upload_of_video(&self, video: VideoId) -> PortResult<Upload> {
+                uploads::upload_of_video(self, video).await
+            }
+
+            async fn lease_upload(
+                &self,
+                owner: Option<UserId>,
+                id: UploadId,
+                token: &str,
+                lease: Duration,
+            ) -> PortResult<Upload> {
+                uploads::lease_upload(self, owner, id, token, lease).await
+            }
+
+            async fn renew_upload_lease(
+                &self,
+                id: UploadId,
+                token: &str,
+                lease: Duration,
+                ttl: Duration,
+            ) -> PortResult<()> {
+                uploads::renew_upload_lease(self, id, token, lease, ttl).await
+            }
+
+            async fn record_upload_progress(
+                &self,
+                id: UploadId,
+                token: &str,
+                from: u64,
+                to: u64,
+                staging: Option<&serde_json::Value>,
+                ttl: Duration,
+            ) -> PortResult<Upload> {
+                uploads::record_upload_progress(self, id, token, from, to, staging, ttl).await
+            }
+
+            async fn release_upload_lease(&self, id: UploadId, token: &str) -> PortResult<()> {
+                uploads::release_upload_lease(self, id, token).await
+            }
+
+            async fn delete_upload(
+                &self,
+                id: UploadId,
+                token: &str,
+            ) -> PortResult<(Upload, Option<Video>)> {
+                uploads::delete_upload(self, id, token).await
+            }
+
+            async fn expired_uploads(
+                &self,
+                now: DateTime<Utc>,
+                limit: u32,
+            ) -> PortResult<Vec<Upload>> {
+                uploads::expired_uploads(self, now, limit).await
+            }
+
+            async fn delete_expired_upload(
+                &self,
+                id: UploadId,
+                now: DateTime<Utc>,
+            ) -> PortResult<Option<(Upload, Option<Video>)>> {
+                uploads::delete_expired_upload(self, id, now).await
+            }
+
+            async fn abandoned_videos(
+                &self,
+                before: DateTime<Utc>,
+                limit: u32,
+            ) -> PortResult<Vec<Video>> {
+                uploads::abandoned_videos(self, before, limit).await
+            }
+
+            async fn delete_abandoned_video(
+                &self,
+                id: VideoId,
+                before: DateTime<Utc>,
+            ) -> PortResult<Option<Video>> {
+                uploads::delete_abandoned_video(self, id, before).await
             }
         }
 

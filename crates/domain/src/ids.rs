@@ -73,3 +73,7 @@ id!(
     /// One notification to deliver (one per terminal outcome per channel).
     NotificationId
 );
+id!(
+    /// A resumable upload session: the bytes of one video arriving in pieces.
+    UploadId
+);

@@ -9,8 +9,10 @@
 //! - [`ids`]: typed UUID identifiers.
 //! - [`video`]: the video status machine (the one table of allowed transitions), options, outputs.
 //! - [`account`]: users, API keys, webhooks, notifications.
+//! - [`upload`]: resumable upload sessions (any transport, any API process), checksums, and
+//!   what staging a piece of one returns.
 //! - [`ports`]: the traits backends implement: `Repository`, `JobQueue`, `BlobStore`,
-//!   `UploadListener`.
+//!   `UploadListener`, `UploadStaging`.
 //!
 //! Nothing here performs I/O; parsing user input into these types is where bad input is refused.
 
@@ -21,6 +23,7 @@ pub mod frames;
 pub mod ids;
 pub mod limits;
 pub mod ports;
+pub mod upload;
 pub mod video;
 
 pub use account::{
@@ -29,10 +32,11 @@ pub use account::{
 pub use container::Container;
 pub use error_code::ErrorCode;
 pub use frames::{FrameInterval, FrameMode, ImageFormat, Quality, target_times};
-pub use ids::{ApiKeyId, JobId, NotificationId, UserId, VideoId, WebhookId};
+pub use ids::{ApiKeyId, JobId, NotificationId, UploadId, UserId, VideoId, WebhookId};
 pub use limits::Limits;
 pub use ports::{
     BlobStore, JobQueue, Lease, NewJob, Page, PortError, PortResult, PresignedRequest, QueueStats,
-    Repository, Transition, UploadListener, UploadOutcome,
+    Repository, Transition, UploadListener, UploadOutcome, UploadStaging,
 };
+pub use upload::{AppendError, Appended, ByteStream, Checksum, ChecksumAlgorithm, Upload};
 pub use video::{Failure, Outputs, StatusChange, Video, VideoOptions, VideoStatus};

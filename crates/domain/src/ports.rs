@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ApiKey, ApiKeyId, DeliveryAttempt, Failure, JobId, Notification, NotificationId, Outputs,
-    StatusChange, User, UserId, Video, VideoId, VideoStatus, Webhook, WebhookId,
+    ApiKey, ApiKeyId, AppendError, Appended, ByteStream, Checksum, DeliveryAttempt, Failure, JobId,
+    Notification, NotificationId, Outputs, StatusChange, Upload, UploadId, User, UserId, Video,
+    VideoId, VideoStatus, Webhook, WebhookId,
 };
 
 /// Why a port operation failed.
@@ -25,9 +26,13 @@ pub enum PortError {
     /// The status machine forbids this change; nothing was written.
     #[error("a {from} video cannot become {to}")]
     InvalidTransition { from: VideoStatus, to: VideoStatus },
-    /// A queue lease was taken over by another worker (it expired).
+    /// A queue lease was taken over by another worker (it expired), or an upload's write lease
+    /// is no longer held by the caller.
     #[error("lease lost")]
     LeaseLost,
+    /// Another writer holds the thing's lease (an upload being written to): try again later.
+    #[error("locked by another writer")]
+    Locked,
     /// The backend is unreachable or failed; worth retrying.
     #[error("backend unavailable: {0}")]
     Unavailable(String),
@@ -155,6 +160,81 @@ pub trait Repository: Send + Sync {
     async fn notifications_for(&self, video: VideoId) -> PortResult<Vec<Notification>>;
     /// Makes a notification pending again, due now.
     async fn redeliver(&self, owner: UserId, id: NotificationId) -> PortResult<Notification>;
+
+    // --- resumable uploads ---
+    // An upload has one writer at a time: a lease on its row (`writer_token`, `writer_until`),
+    // taken by compare-and-set, never a lock held across a transaction. Writes to the session
+    // (progress, deletion) name the lease's token and fail with `LeaseLost` when it is no longer
+    // theirs, so a writer whose lease expired (it stalled, its process died) cannot overwrite
+    // what the next one did.
+    /// Stores `video` (with its first history entry, as [`create_video`](Self::create_video))
+    /// and `upload`, its session, atomically. `Conflict` when either id exists, `NotFound` for
+    /// an unknown owner.
+    async fn create_upload(&self, video: &Video, upload: &Upload) -> PortResult<()>;
+    /// `owner: None` is for housekeeping, which acts for every user.
+    async fn upload(&self, owner: Option<UserId>, id: UploadId) -> PortResult<Upload>;
+    /// The session a video was created with; `NotFound` when it has none (left).
+    async fn upload_of_video(&self, video: VideoId) -> PortResult<Upload>;
+    /// Takes the upload's write lease for `token` until `lease` from now, when nobody holds an
+    /// unexpired one, and returns the session as of that moment. `Locked` when another writer
+    /// holds it; `NotFound` when missing or another user's.
+    async fn lease_upload(
+        &self,
+        owner: Option<UserId>,
+        id: UploadId,
+        token: &str,
+        lease: Duration,
+    ) -> PortResult<Upload>;
+    /// Extends a held lease to `lease` from now and the session's expiry to `ttl` from now (a
+    /// long write is activity too). `LeaseLost` when `token` no longer holds it.
+    async fn renew_upload_lease(
+        &self,
+        id: UploadId,
+        token: &str,
+        lease: Duration,
+        ttl: Duration,
+    ) -> PortResult<()>;
+    /// Records that the upload now holds `to` bytes (it held `from`), with the staging
+    /// backend's new state when `Some`, and pushes its expiry to `ttl` from now. The lease stays
+    /// held. `LeaseLost` when `token` does not hold the lease or the offset is not `from`.
+    async fn record_upload_progress(
+        &self,
+        id: UploadId,
+        token: &str,
+        from: u64,
+        to: u64,
+        staging: Option<&serde_json::Value>,
+        ttl: Duration,
+    ) -> PortResult<Upload>;
+    /// Gives the lease up; nothing happens when `token` does not hold it (any more).
+    async fn release_upload_lease(&self, id: UploadId, token: &str) -> PortResult<()>;
+    /// Deletes the session, and its video too while that is still `awaiting_upload` (a video
+    /// already queued is processed as usual), in one transaction; returns what was deleted.
+    /// `LeaseLost` unless `token` holds the lease.
+    async fn delete_upload(&self, id: UploadId, token: &str)
+    -> PortResult<(Upload, Option<Video>)>;
+    /// Sessions whose expiry is before `now` and that nobody is writing to (no unexpired
+    /// lease), oldest expiry first, at most `limit`.
+    async fn expired_uploads(&self, now: DateTime<Utc>, limit: u32) -> PortResult<Vec<Upload>>;
+    /// Deletes the session as [`delete_upload`](Self::delete_upload) does, but only if it is
+    /// still expired at `now` and not being written to: `None` (nothing deleted) otherwise, or
+    /// when it is already gone. Safe to race: exactly one caller deletes it.
+    async fn delete_expired_upload(
+        &self,
+        id: UploadId,
+        now: DateTime<Utc>,
+    ) -> PortResult<Option<(Upload, Option<Video>)>>;
+    /// Videos `awaiting_upload` created before `before` that have no upload session (their
+    /// presigned PUT was never used), oldest first, at most `limit`.
+    async fn abandoned_videos(&self, before: DateTime<Utc>, limit: u32) -> PortResult<Vec<Video>>;
+    /// Deletes the video if it is still `awaiting_upload`, created before `before` and without
+    /// an upload session; `None` otherwise. Safe to race, like
+    /// [`delete_expired_upload`](Self::delete_expired_upload).
+    async fn delete_abandoned_video(
+        &self,
+        id: VideoId,
+        before: DateTime<Utc>,
+    ) -> PortResult<Option<Video>>;
 }
 
 /// A job to process one video.
@@ -238,6 +318,36 @@ pub trait BlobStore: Send + Sync {
     async fn presign_get(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest>;
 }
 
+/// Where an upload's bytes wait until its last byte arrives, then become the video's blob.
+/// Implementations: local disk (appends to a file, renamed into place), S3 (multipart parts,
+/// completed at the end). The caller holds the upload's write lease around every call and
+/// records progress only after `append` returned, so:
+/// - `append` must make its bytes durable before it returns (nothing is acknowledged that a
+///   crash could lose), and must first discard anything staged beyond `upload.uploaded_bytes`
+///   (left by a writer that died before recording it);
+/// - bytes of a piece that fails (checksum mismatch, too long, a storage error) must not
+///   remain: after an error the staged bytes are those `upload.uploaded_bytes` says.
+#[async_trait]
+pub trait UploadStaging: Send + Sync {
+    /// Appends `body` at `upload.uploaded_bytes`. Refuses (`TooLarge`, storing nothing) a body
+    /// longer than `upload.remaining()`. With a `checksum`, the piece is kept only when its
+    /// digest matches (`ChecksumMismatch` otherwise, and an interrupted body keeps nothing);
+    /// without one, an interrupted body keeps what arrived (tus: store as much as possible).
+    /// Must stream: never hold a whole piece in memory.
+    async fn append(
+        &self,
+        upload: &Upload,
+        body: ByteStream,
+        checksum: Option<&Checksum>,
+    ) -> Result<Appended, AppendError>;
+    /// Turns the complete staged bytes into the blob `key` (atomically: absent or complete)
+    /// and returns its size. Idempotent: when the staged bytes are already gone and `key`
+    /// holds the upload's size, that is success (a retry after a crash).
+    async fn complete(&self, upload: &Upload, key: &str) -> PortResult<u64>;
+    /// Drops whatever is staged for the upload. Idempotent: nothing staged is success.
+    async fn abort(&self, upload: &Upload) -> PortResult<()>;
+}
+
 /// What an upload notification turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadOutcome {
@@ -263,4 +373,48 @@ pub enum JobOutcome {
     Succeeded,
     Retry { failure: Failure, at: DateTime<Utc> },
     Abort { failure: Failure },
+}
+
+/// How a client's direct multipart upload started: the id to name it by and the size of its
+/// parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartStarted {
+    pub upload_id: String,
+    /// Every part but the last must have exactly this size (at least 5 MiB).
+    pub part_bytes: u64,
+}
+
+/// A part a client uploaded: its number and the ETag the store answered its PUT with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedPart {
+    pub number: u32,
+    pub etag: String,
+}
+
+/// Multipart uploads a client sends straight to the object store, part by part, through
+/// presigned URLs (files too big for one PUT): the server starts, completes and aborts them, the
+/// bytes never pass through it. The store binds an upload id to its key: an id started for
+/// another key, or aborted, is `NotFound` (one completed may be either that or, completed again,
+/// the same blob).
+#[async_trait]
+pub trait DirectMultipart: Send + Sync {
+    /// Starts a multipart upload of `key`.
+    async fn start(&self, key: &str) -> PortResult<MultipartStarted>;
+    /// A request the client can PUT part `number` (1 to 10,000) with, until `expires`; the
+    /// answer's `ETag` header is what [`complete`](Self::complete) needs.
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        expires: Duration,
+    ) -> PortResult<PresignedRequest>;
+    /// Makes the parts, numbered 1, 2, … in order, the blob `key` (atomically: absent or
+    /// complete) and returns its size. `Conflict` when the store refuses them (an ETag that is
+    /// not its part's, a part other than the last below the minimum size); nothing changes then
+    /// and the client may complete again with the right parts.
+    async fn complete(&self, key: &str, upload_id: &str, parts: &[UploadedPart])
+    -> PortResult<u64>;
+    /// Drops the upload and its parts. Idempotent: an unknown upload is success.
+    async fn abort(&self, key: &str, upload_id: &str) -> PortResult<()>;
 }

@@ -5,10 +5,13 @@
 //! - `amqp/`: RabbitMQ (AMQP 0-9-1) as the job queue.
 //! - `sqs/`: Amazon SQS as the job queue, and the S3 event-notification consumer that turns
 //!   "object created" events into uploads (`UploadListener`).
+//! - `chunks`: upload chunks arriving as AMQP messages (seed 003), stored through the upload
+//!   core, each answered on its publisher's reply queue.
 //! - `contract` (feature `contract`): the behaviour every `JobQueue` backend shares, run against
 //!   the database queue and each broker.
 
 pub mod amqp;
+pub mod chunks;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod sqs;

@@ -31,6 +31,11 @@ impl LocalStore {
         Ok(Self { root, signer })
     }
 
+    /// The directory every blob lives under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn signer(&self) -> &UrlSigner {
         &self.signer
     }

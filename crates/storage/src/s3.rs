@@ -33,11 +33,11 @@ pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// S3's largest part.
 const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's limit on the number of parts of one upload.
-const MAX_PARTS: u64 = 10_000;
+pub(crate) const MAX_PARTS: u64 = 10_000;
 /// Parts uploading at once: with the part being read, at most three parts are in memory.
 const PARTS_IN_FLIGHT: usize = 2;
 /// The longest a SigV4 presigned URL may live.
-const MAX_PRESIGN: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const MAX_PRESIGN: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Where the blobs live and how to reach them.
 #[derive(Clone, Deserialize, Serialize)]
@@ -80,7 +80,8 @@ pub struct S3Config {
     pub prefix: Option<String>,
     /// The size of the parts of a multipart upload: at least 5 MiB (S3's minimum). Files up to one
     /// part go up in a single PUT. Uploads hold up to three parts in memory. A file too big for
-    /// 10,000 parts (S3's maximum) uses bigger parts.
+    /// 10,000 parts (S3's maximum) uses bigger parts. Resumable uploads staged on S3 and clients'
+    /// direct multipart uploads use it too.
     #[serde(default = "default_part_bytes")]
     pub multipart_part_bytes: u64,
 }
@@ -186,8 +187,23 @@ impl S3Store {
         })
     }
 
+    /// The client for `endpoint` (the server's own requests).
+    pub(crate) fn client(&self) -> &Arc<AmazonS3> {
+        &self.store
+    }
+
+    /// The client that signs URLs for `public_endpoint`.
+    pub(crate) fn url_signer(&self) -> &Arc<AmazonS3> {
+        &self.signer
+    }
+
+    /// The configured part size (`multipart_part_bytes`).
+    pub(crate) fn part_bytes(&self) -> u64 {
+        self.part_bytes
+    }
+
     /// The object a (valid) key is stored at.
-    fn location(&self, key: &str) -> PortResult<ObjectPath> {
+    pub(crate) fn location(&self, key: &str) -> PortResult<ObjectPath> {
         key::check(key)?;
         let full = if self.prefix.is_empty() {
             key.to_owned()
@@ -395,7 +411,7 @@ async fn read_part(
 
 /// A failed read: `NotFound` when the object is missing. (S3 answers a missing bucket with a 404
 /// too, so a wrong bucket makes reads look like missing blobs; `ping` tells them apart.)
-fn failed(action: &str, key: &str, e: object_store::Error) -> PortError {
+pub(crate) fn failed(action: &str, key: &str, e: object_store::Error) -> PortError {
     match e {
         object_store::Error::NotFound { .. } => PortError::NotFound,
         e => unavailable(action, key, e),
@@ -403,11 +419,11 @@ fn failed(action: &str, key: &str, e: object_store::Error) -> PortError {
 }
 
 /// A failed write or delete, where "not found" can only mean the bucket.
-fn unavailable(action: &str, key: &str, e: object_store::Error) -> PortError {
+pub(crate) fn unavailable(action: &str, key: &str, e: object_store::Error) -> PortError {
     PortError::Unavailable(format!("{action} {key}: {e}"))
 }
 
-fn io_failed(action: &str, path: &Path, e: std::io::Error) -> PortError {
+pub(crate) fn io_failed(action: &str, path: &Path, e: std::io::Error) -> PortError {
     PortError::Unavailable(format!("{action} {}: {e}", path.display()))
 }
 

@@ -151,9 +151,15 @@ pub struct Config {
     /// consume them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_events: Option<vidsnap_queue::sqs::S3EventsConfig>,
+    /// Upload chunks arriving as AMQP messages (seed 003's uploader), stored into upload
+    /// sessions and answered on each publisher's reply queue. API processes consume them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<vidsnap_queue::chunks::ChunkConfig>,
     pub auth: AuthConfig,
     pub limits: Limits,
     pub api: ApiSettings,
+    /// Resumable upload sessions (tus at `/v1/uploads`).
+    pub uploads: vidsnap_uploads::UploadSettings,
     pub worker: WorkerConfig,
     pub scheduler: SchedulerConfig,
     pub media: MediaConfig,
@@ -270,6 +276,11 @@ mod tests {
         assert_eq!(config.limits, defaults.limits);
         assert_eq!(config.worker.max_attempts, defaults.worker.max_attempts);
         assert_eq!(config.notifications, defaults.notifications);
+        assert_eq!(config.uploads, defaults.uploads);
+        assert_eq!(
+            config.scheduler.cleanup_seconds,
+            defaults.scheduler.cleanup_seconds
+        );
     }
 
     #[test]

@@ -12,11 +12,14 @@ use vidsnap_api::{
     upload::QueueOnUpload,
 };
 use vidsnap_db::{PgStore, SqliteStore};
-use vidsnap_domain::{BlobStore, JobQueue, Repository};
+use vidsnap_domain::{BlobStore, JobQueue, Repository, UploadStaging, ports::DirectMultipart};
 use vidsnap_media::{ExtractorCommand, MediaEngine};
 use vidsnap_notify::{Deliverer, Mailer, WebhookSender};
 use vidsnap_queue::{amqp::AmqpQueue, sqs::S3EventConsumer, sqs::SqsQueue};
-use vidsnap_storage::{LocalStore, S3Store, UrlSigner};
+use vidsnap_storage::{
+    LocalStaging, LocalStore, S3Multipart, S3Staging, S3Store, UrlSigner, VideoSourceKey,
+};
+use vidsnap_uploads::UploadCore;
 use vidsnap_worker::{Scheduler, Worker};
 
 use crate::config::{Config, DatabaseConfig, QueueConfig, StorageConfig};
@@ -52,19 +55,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{address}"));
 
     let signer = UrlSigner::new(derive_key(&secret, b"blob-urls"), public_url.clone());
-    // The local store serves its own signed URLs, so it also needs routes (below).
-    let (blobs, local): (Arc<dyn BlobStore>, Option<Arc<LocalStore>>) = match &config.storage {
-        StorageConfig::Local { root } => {
-            let root = root.clone().unwrap_or_else(|| data_dir.join("blobs"));
-            let store =
-                Arc::new(LocalStore::open(root, signer.clone()).context("opening blob storage")?);
-            (store.clone(), Some(store))
-        }
-        StorageConfig::S3(s3) => {
-            let store = S3Store::new(s3.clone()).context("configuring S3 storage")?;
-            (Arc::new(store), None)
-        }
-    };
+    let Storage {
+        blobs,
+        local,
+        s3,
+        staging,
+    } = open_storage(&config, data_dir, &signer, &repo)?;
+
+    // Clients upload big files in parts straight to the bucket through presigned URLs: S3 only.
+    let multipart = s3
+        .as_ref()
+        .map(|store| Arc::new(S3Multipart::new(store)) as Arc<dyn DirectMultipart>);
 
     let events = VideoEvents::default();
     let shutdown = CancellationToken::new();
@@ -74,6 +75,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         queue: queue.clone(),
         events: events.clone(),
     });
+    let uploads = Some(UploadCore::new(
+        repo.clone(),
+        staging,
+        on_upload.clone(),
+        config.uploads.clone(),
+    ));
+    if let (Some(chunks), Some(core)) = (&config.chunks, &uploads)
+        && role.serves_api()
+    {
+        let consumer = vidsnap_queue::chunks::ChunkConsumer::new(chunks.clone(), core.clone());
+        tasks.spawn(consumer.run(shutdown.clone()));
+    }
 
     let mut deliveries_waker = None;
     if role.runs_workers() {
@@ -117,7 +130,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let runs_scheduler = role.runs_scheduler() || config.scheduler.enabled;
     if runs_scheduler {
-        let scheduler = Scheduler::new(config.scheduler.clone(), repo.clone(), queue.clone());
+        let scheduler = Scheduler::new(config.scheduler.clone(), repo.clone(), queue.clone())
+            .with_cleanup(uploads.clone(), blobs.clone(), config.api.upload_ttl());
         tasks.spawn(scheduler.run(shutdown.clone()));
     }
     // Notifications go out from workers and schedulers (leased per notification, so any number
@@ -164,6 +178,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         deliveries_waker: deliveries_waker.clone(),
         readiness,
+        uploads,
+        multipart,
     });
     // Worker and scheduler processes answer health checks and metrics only.
     let mut app = if role.serves_api() {
@@ -237,6 +253,56 @@ async fn open_database(
                 Arc::new(store),
                 Box::new(move || Box::pin(async move { closer.close().await })),
             )
+        }
+    })
+}
+
+/// The blob store `[storage]` names, and what comes with it.
+struct Storage {
+    blobs: Arc<dyn BlobStore>,
+    /// The local store serves its own signed URLs, so it also needs routes.
+    local: Option<Arc<LocalStore>>,
+    /// S3 also takes clients' direct multipart uploads.
+    s3: Option<S3Store>,
+    /// Where resumable uploads' bytes wait: beside the local store's blobs, or as the parts of an
+    /// S3 multipart upload (each piece buffered in an anonymous scratch file, gone with the
+    /// process).
+    staging: Arc<dyn UploadStaging>,
+}
+
+fn open_storage(
+    config: &Config,
+    data_dir: &Path,
+    signer: &UrlSigner,
+    repo: &Arc<dyn Repository>,
+) -> anyhow::Result<Storage> {
+    Ok(match &config.storage {
+        StorageConfig::Local { root } => {
+            let root = root.clone().unwrap_or_else(|| data_dir.join("blobs"));
+            let store =
+                Arc::new(LocalStore::open(root, signer.clone()).context("opening blob storage")?);
+            let staging = LocalStaging::new(&store).context("opening the upload staging folder")?;
+            Storage {
+                blobs: store.clone(),
+                local: Some(store),
+                s3: None,
+                staging: Arc::new(staging),
+            }
+        }
+        StorageConfig::S3(s3) => {
+            let store = S3Store::new(s3.clone()).context("configuring S3 storage")?;
+            let staging = S3Staging::new(
+                &store,
+                data_dir.join("upload-scratch"),
+                Arc::new(VideoSourceKey(repo.clone())),
+            )
+            .context("creating the upload scratch folder")?;
+            Storage {
+                blobs: Arc::new(store.clone()),
+                local: None,
+                s3: Some(store),
+                staging: Arc::new(staging),
+            }
         }
     })
 }

@@ -5,7 +5,8 @@
 //!   graceful shutdown).
 //! - `pipeline`: processing one claimed job and recording its outcome.
 //! - [`backoff`]: exponential backoff with jitter.
-//! - [`scheduler`]: housekeeping loops (re-enqueueing lost jobs), the `scheduler` role.
+//! - [`scheduler`]: housekeeping loops (re-enqueueing lost jobs, expiring idle upload sessions,
+//!   removing videos never uploaded), the `scheduler` role.
 
 pub mod backoff;
 mod pipeline;
@@ -13,4 +14,4 @@ pub mod pool;
 pub mod scheduler;
 
 pub use pool::{Worker, WorkerConfig};
-pub use scheduler::{Scheduler, SchedulerConfig};
+pub use scheduler::{Removed, Scheduler, SchedulerConfig};

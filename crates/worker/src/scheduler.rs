@@ -1,13 +1,17 @@
 //! Housekeeping that must run somewhere, once or more, but needs no worker slot: enqueueing again
-//! the videos whose job was lost. It runs in the `scheduler` role (or `all`, or any role with
-//! `scheduler.enabled`); several schedulers at once are harmless because every task is
-//! idempotent.
+//! the videos whose job was lost; expiring idle upload sessions (their staged bytes and their
+//! videos); removing videos whose presigned upload was never used. It runs in the `scheduler`
+//! role (or `all`, or any role with `scheduler.enabled`); several schedulers at once are harmless
+//! because every task is idempotent and every deletion conditional (re-checked by the database
+//! when it deletes).
 
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use vidsnap_domain::{JobQueue, NewJob, Repository};
+use vidsnap_domain::{BlobStore, JobQueue, NewJob, Repository};
+use vidsnap_uploads::UploadCore;
 
 /// What the scheduler does and how often.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +25,12 @@ pub struct SchedulerConfig {
     /// A video `queued` for longer than this without progress is enqueued again. Longer than
     /// the longest backoff, so a video waiting out its backoff is left alone.
     pub requeue_after_seconds: u64,
+    /// How often to remove idle upload sessions (past `[uploads] ttl_seconds` since their last
+    /// write) and videos whose presigned upload was never used (0 disables both).
+    pub cleanup_seconds: f64,
+    /// A video still `awaiting_upload` this long after its presigned upload URL expired (and
+    /// with no upload session) is removed: margin for a PUT that started just before expiry.
+    pub abandoned_grace_seconds: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -29,8 +39,29 @@ impl Default for SchedulerConfig {
             enabled: false,
             sweep_seconds: 60,
             requeue_after_seconds: 900,
+            cleanup_seconds: 60.0,
+            abandoned_grace_seconds: 3600,
         }
     }
+}
+
+/// How many of what a cleanup removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Idle upload sessions (and their staged bytes).
+    pub uploads: u64,
+    /// Videos still `awaiting_upload`: those of expired sessions and those never uploaded.
+    pub videos: u64,
+}
+
+/// What the cleanup needs beyond the repository.
+struct Cleanup {
+    /// Expires idle sessions; `None` where uploads are not served (no staging backend).
+    uploads: Option<UploadCore>,
+    blobs: Arc<dyn BlobStore>,
+    /// How old an `awaiting_upload` video without a session must be to go: the presigned URL's
+    /// lifetime plus the grace.
+    abandoned_after: Duration,
 }
 
 /// Runs the housekeeping loops until shutdown.
@@ -38,6 +69,7 @@ pub struct Scheduler {
     config: SchedulerConfig,
     repo: Arc<dyn Repository>,
     queue: Arc<dyn JobQueue>,
+    cleanup: Option<Cleanup>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -47,6 +79,9 @@ impl std::fmt::Debug for Scheduler {
             .finish_non_exhaustive()
     }
 }
+
+/// At most this many rows per task and sweep: a backlog is worked off over several sweeps.
+const BATCH: u32 = 100;
 
 impl Scheduler {
     pub fn new(
@@ -58,20 +93,63 @@ impl Scheduler {
             config,
             repo,
             queue,
+            cleanup: None,
         }
     }
 
-    /// Sweeps every `sweep_seconds` until `shutdown`.
+    /// Also removes idle upload sessions (through `uploads`) and videos whose presigned upload
+    /// URL (valid `upload_url_ttl`) was never used, with their blobs in `blobs`.
+    pub fn with_cleanup(
+        mut self,
+        uploads: Option<UploadCore>,
+        blobs: Arc<dyn BlobStore>,
+        upload_url_ttl: Duration,
+    ) -> Self {
+        let abandoned_after =
+            upload_url_ttl + Duration::from_secs(self.config.abandoned_grace_seconds);
+        self.cleanup = Some(Cleanup {
+            uploads,
+            blobs,
+            abandoned_after,
+        });
+        self
+    }
+
+    /// Runs each task at its own interval until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        if self.config.sweep_seconds == 0 {
+        let requeue_every =
+            (self.config.sweep_seconds > 0).then(|| Duration::from_secs(self.config.sweep_seconds));
+        let cleanup_every = (self.cleanup.is_some() && self.config.cleanup_seconds > 0.0)
+            .then(|| Duration::from_secs_f64(self.config.cleanup_seconds));
+        if requeue_every.is_none() && cleanup_every.is_none() {
             return;
         }
-        let every = Duration::from_secs(self.config.sweep_seconds);
+        let (mut next_requeue, mut next_cleanup) = (Instant::now(), Instant::now());
         loop {
-            let requeued = self.requeue_lost_jobs().await;
-            metrics::counter!("vidsnap_scheduler_requeued_total").increment(requeued);
+            let now = Instant::now();
+            if let Some(every) = requeue_every
+                && now >= next_requeue
+            {
+                let requeued = self.requeue_lost_jobs().await;
+                metrics::counter!("vidsnap_scheduler_requeued_total").increment(requeued);
+                next_requeue = now + every;
+            }
+            if let Some(every) = cleanup_every
+                && now >= next_cleanup
+            {
+                self.clean_up().await;
+                next_cleanup = now + every;
+            }
+            let wake = [
+                requeue_every.map(|_| next_requeue),
+                cleanup_every.map(|_| next_cleanup),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now);
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep_until(wake) => {}
                 () = shutdown.cancelled() => return,
             }
         }
@@ -82,7 +160,7 @@ impl Scheduler {
     /// and the database queue keeps one pending job per video. Returns how many it enqueued.
     pub async fn requeue_lost_jobs(&self) -> u64 {
         let before = chrono::Utc::now() - Duration::from_secs(self.config.requeue_after_seconds);
-        let videos = match self.repo.stale_queued(before, 100).await {
+        let videos = match self.repo.stale_queued(before, BATCH).await {
             Ok(videos) => videos,
             Err(e) => {
                 tracing::warn!(error = %e, "sweeping queued videos failed");
@@ -102,5 +180,69 @@ impl Scheduler {
             }
         }
         requeued
+    }
+
+    /// One cleanup pass: idle upload sessions, then videos never uploaded. Counted in
+    /// `vidsnap_scheduler_removed_total{what="upload"|"video"}`.
+    pub async fn clean_up(&self) -> Removed {
+        let mut removed = self.expire_uploads().await;
+        removed.videos += self.remove_abandoned_videos().await;
+        metrics::counter!("vidsnap_scheduler_removed_total", "what" => "upload")
+            .increment(removed.uploads);
+        metrics::counter!("vidsnap_scheduler_removed_total", "what" => "video")
+            .increment(removed.videos);
+        removed
+    }
+
+    /// Upload sessions idle past their expiry, with their staged bytes and their videos still
+    /// waiting. A session written to within its lifetime, or being written to now, stays.
+    pub async fn expire_uploads(&self) -> Removed {
+        let Some(uploads) = self.cleanup.as_ref().and_then(|c| c.uploads.as_ref()) else {
+            return Removed::default();
+        };
+        match uploads.expire(chrono::Utc::now(), BATCH).await {
+            Ok(expired) => Removed {
+                uploads: expired.uploads,
+                videos: expired.videos,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "expiring idle uploads failed");
+                Removed::default()
+            }
+        }
+    }
+
+    /// Videos created for a presigned upload that never came, past the URL's expiry and the
+    /// grace; returns how many went.
+    pub async fn remove_abandoned_videos(&self) -> u64 {
+        let Some(cleanup) = &self.cleanup else {
+            return 0;
+        };
+        let before = chrono::Utc::now() - cleanup.abandoned_after;
+        let candidates = match self.repo.abandoned_videos(before, BATCH).await {
+            Ok(videos) => videos,
+            Err(e) => {
+                tracing::warn!(error = %e, "sweeping videos awaiting their upload failed");
+                return 0;
+            }
+        };
+        let mut removed = 0;
+        for candidate in candidates {
+            let video = match self.repo.delete_abandoned_video(candidate.id, before).await {
+                Ok(Some(video)) => video,
+                // Uploaded meanwhile, or another scheduler was first.
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(video = %candidate.id, error = %e, "removing a video never uploaded failed");
+                    continue;
+                }
+            };
+            if let Err(e) = cleanup.blobs.delete_prefix(&video.prefix()).await {
+                tracing::warn!(video = %video.id, error = %e, "deleting the blobs of a video never uploaded failed");
+            }
+            tracing::info!(video = %video.id, owner = %video.owner, created_at = %video.created_at, "removed a video whose upload never came");
+            removed += 1;
+        }
+        removed
     }
 }

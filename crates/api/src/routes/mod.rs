@@ -3,5 +3,7 @@
 pub mod auth;
 pub mod docs;
 pub mod health;
+pub mod multipart;
+pub mod uploads;
 pub mod videos;
 pub mod webhooks;

@@ -134,7 +134,7 @@ fn parse_id(id: &str) -> ApiResult<VideoId> {
 }
 
 /// The caller's video `id`; anyone else's is a 404, like a missing one.
-async fn owned(state: &AppState, caller: Caller, id: &str) -> ApiResult<Video> {
+pub(crate) async fn owned(state: &AppState, caller: Caller, id: &str) -> ApiResult<Video> {
     state
         .repo
         .video(Some(caller.user), parse_id(id)?)
@@ -143,7 +143,7 @@ async fn owned(state: &AppState, caller: Caller, id: &str) -> ApiResult<Video> {
 }
 
 /// Builds the view: history always, presigned output links when succeeded.
-async fn view(state: &AppState, video: Video, links: bool) -> ApiResult<VideoView> {
+pub(crate) async fn view(state: &AppState, video: Video, links: bool) -> ApiResult<VideoView> {
     let history = state
         .repo
         .history(video.id)
@@ -187,36 +187,39 @@ async fn view(state: &AppState, video: Video, links: bool) -> ApiResult<VideoVie
     })
 }
 
-fn options(new: NewOptions, fields: &mut BTreeMap<String, String>) -> VideoOptions {
+/// The options as requested; what is wrong goes into `fields` under `{prefix}.every` etc.
+pub(crate) fn options(
+    new: NewOptions,
+    prefix: &str,
+    fields: &mut BTreeMap<String, String>,
+) -> VideoOptions {
     let mut options = VideoOptions::default();
+    let every = format!("{prefix}.every");
     match new.every {
         None => {}
         Some(serde_json::Value::Number(n)) => {
             match n.as_f64().map(vidsnap_domain::FrameInterval::from_seconds) {
-                Some(Ok(every)) => options.every = every,
+                Some(Ok(interval)) => options.every = interval,
                 _ => {
-                    fields.insert("options.every".into(), "must be greater than zero".into());
+                    fields.insert(every, "must be greater than zero".into());
                 }
             }
         }
         Some(serde_json::Value::String(s)) => match s.parse() {
-            Ok(every) => options.every = every,
+            Ok(interval) => options.every = interval,
             Err(e) => {
-                fields.insert("options.every".into(), format!("{e}"));
+                fields.insert(every, format!("{e}"));
             }
         },
         Some(_) => {
-            fields.insert(
-                "options.every".into(),
-                "must be a duration such as \"10s\"".into(),
-            );
+            fields.insert(every, "must be a duration such as \"10s\"".into());
         }
     }
     if let Some(mode) = new.mode {
         match mode.parse() {
             Ok(mode) => options.mode = mode,
             Err(e) => {
-                fields.insert("options.mode".into(), e);
+                fields.insert(format!("{prefix}.mode"), e);
             }
         }
     }
@@ -224,14 +227,48 @@ fn options(new: NewOptions, fields: &mut BTreeMap<String, String>) -> VideoOptio
         match format.parse() {
             Ok(format) => options.format = format,
             Err(e) => {
-                fields.insert("options.format".into(), e);
+                fields.insert(format!("{prefix}.format"), e);
             }
         }
     }
     options
 }
 
-fn check_file_name(name: &str, state: &AppState, fields: &mut BTreeMap<String, String>) {
+/// A new video of `owner`, waiting for its bytes.
+pub(crate) fn new_video(
+    state: &AppState,
+    owner: vidsnap_domain::UserId,
+    file_name: String,
+    size: Option<u64>,
+    options: VideoOptions,
+) -> Video {
+    let now = Utc::now();
+    Video {
+        id: VideoId::new(),
+        owner,
+        file_name,
+        size,
+        options,
+        status: VideoStatus::AwaitingUpload,
+        attempts: 0,
+        max_attempts: state.settings.max_attempts,
+        cycle: 0,
+        last_error: None,
+        probe: None,
+        outputs: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Whether `name` is a plain file name with an accepted extension; what is wrong goes into
+/// `fields` under `field`.
+pub(crate) fn check_file_name(
+    name: &str,
+    field: &str,
+    state: &AppState,
+    fields: &mut BTreeMap<String, String>,
+) {
     let name_ok = !name.is_empty()
         && name.len() <= 255
         && !name.contains(['/', '\\'])
@@ -240,7 +277,7 @@ fn check_file_name(name: &str, state: &AppState, fields: &mut BTreeMap<String, S
         && name != "..";
     if !name_ok {
         fields.insert(
-            "file_name".into(),
+            field.into(),
             "must be a plain file name (no slashes or control characters, at most 255 bytes)"
                 .into(),
         );
@@ -250,7 +287,7 @@ fn check_file_name(name: &str, state: &AppState, fields: &mut BTreeMap<String, S
         .is_some_and(|c| state.limits.containers.contains(&c));
     if !accepted {
         fields.insert(
-            "file_name".into(),
+            field.into(),
             format!(
                 "the extension must be one of {}",
                 vidsnap_domain::Container::list(&state.limits.containers)
@@ -282,7 +319,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Created>)> {
     let mut fields = BTreeMap::new();
     let file_name = new.file_name.trim().to_owned();
-    check_file_name(&file_name, &state, &mut fields);
+    check_file_name(&file_name, "file_name", &state, &mut fields);
     match (new.size, state.limits.max_bytes) {
         (Some(0), _) => {
             fields.insert("size".into(), "must be greater than zero".into());
@@ -292,27 +329,11 @@ async fn create(
         }
         _ => {}
     }
-    let options = options(new.options, &mut fields);
+    let options = options(new.options, "options", &mut fields);
     if !fields.is_empty() {
         return Err(ApiError::invalid(fields));
     }
-    let now = Utc::now();
-    let video = Video {
-        id: VideoId::new(),
-        owner: caller.user,
-        file_name,
-        size: new.size,
-        options,
-        status: VideoStatus::AwaitingUpload,
-        attempts: 0,
-        max_attempts: state.settings.max_attempts,
-        cycle: 0,
-        last_error: None,
-        probe: None,
-        outputs: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let video = new_video(&state, caller.user, file_name, new.size, options);
     state
         .repo
         .create_video(&video)
@@ -438,11 +459,22 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    // The upload session (if any) goes with the rows; its staged bytes are dropped after.
+    let session = match &state.uploads {
+        Some(_) => state.repo.upload_of_video(id).await.ok(),
+        None => None,
+    };
     let video = state
         .repo
-        .delete_video(caller.user, parse_id(&id)?)
+        .delete_video(caller.user, id)
         .await
         .map_err(|e| ApiError::from_port(e, "video"))?;
+    if let (Some(core), Some(session)) = (&state.uploads, session)
+        && let Err(e) = core.discard(&session).await
+    {
+        tracing::warn!(upload = %session.id, error = %e, "dropping a deleted video's staged upload failed");
+    }
     state
         .blobs
         .delete_prefix(&video.prefix())

@@ -589,6 +589,8 @@ async fn app(verifier: OidcVerifier, dir: &std::path::Path) -> Router {
         shutdown: tokio_util::sync::CancellationToken::new(),
         deliveries_waker: None,
         readiness: vidsnap_api::ReadinessChecks::default(),
+        uploads: None,
+        multipart: None,
     });
     vidsnap_api::router(state)
 }

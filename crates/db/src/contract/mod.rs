@@ -21,6 +21,7 @@
 pub mod accounts;
 pub mod notifications;
 pub mod queue;
+pub mod uploads;
 pub mod videos;
 
 use std::{future::Future, time::Duration};
@@ -48,6 +49,14 @@ macro_rules! contract_tests {
             deleting_a_video_takes_its_history_and_notifications,
             counts_cover_every_status,
             stale_queued_lists_only_old_queued_videos,
+        );
+        $crate::contract_tests!(@each $fresh, uploads:
+            uploads_are_created_with_their_video_and_owned,
+            one_writer_at_a_time,
+            racing_writers_get_one_lease,
+            deleting_an_upload_takes_its_waiting_video,
+            only_idle_uploads_expire,
+            abandoned_videos_are_unused_presigned_uploads,
         );
         $crate::contract_tests!(@each $fresh, notifications:
             terminal_outcomes_notify_once_per_channel,

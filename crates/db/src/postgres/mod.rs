@@ -16,6 +16,7 @@ mod listener;
 mod notifications;
 mod queue;
 mod repository;
+mod uploads;
 mod videos;
 
 use std::{borrow::Cow, str::FromStr, sync::Arc};
@@ -40,11 +41,18 @@ const APPLICATION_NAME: &str = "vidsnap";
 
 /// `migrations/postgres/`, embedded. A test checks this list against the folder, so a file added
 /// there and forgotten here fails the build's tests rather than a deployment.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "uploads",
+        include_str!("../../migrations/postgres/0002_uploads.sql"),
+    ),
+];
 
 /// The PostgreSQL repository and job queue. Clones share the pool and the queue's wake-ups (one
 /// listening connection), so wrap one in an `Arc` (or clone it) to serve both

@@ -7,7 +7,8 @@ use sqlx::{Decode, Row, Sqlite, Type, sqlite::SqliteRow};
 use uuid::Uuid;
 use vidsnap_domain::{
     ApiKey, ApiKeyId, Channel, DeliveryStatus, EventType, Notification, NotificationId, PortError,
-    PortResult, StatusChange, User, UserId, Video, VideoId, VideoStatus, Webhook, WebhookId,
+    PortResult, StatusChange, Upload, UploadId, User, UserId, Video, VideoId, VideoStatus, Webhook,
+    WebhookId,
 };
 
 use crate::error::corrupt;
@@ -113,6 +114,26 @@ pub(super) fn video(row: &SqliteRow) -> PortResult<Video> {
         last_error: opt_json(row, "last_error")?,
         probe: opt_json(row, "probe")?,
         outputs: opt_json(row, "outputs")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn u64_col(row: &SqliteRow, column: &str) -> PortResult<u64> {
+    let value: i64 = get(row, column)?;
+    u64::try_from(value).map_err(|e| corrupt(column, e))
+}
+
+pub(super) fn upload(row: &SqliteRow) -> PortResult<Upload> {
+    Ok(Upload {
+        id: UploadId::from_uuid(uuid(row, "id")?),
+        owner: UserId::from_uuid(uuid(row, "owner")?),
+        video: VideoId::from_uuid(uuid(row, "video")?),
+        total_bytes: u64_col(row, "total_bytes")?,
+        uploaded_bytes: u64_col(row, "uploaded_bytes")?,
+        metadata: json(row, "metadata")?,
+        staging: opt_json(row, "staging")?,
+        expires_at: time(row, "expires_at")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })

@@ -6,6 +6,7 @@ mod codec;
 mod notifications;
 mod queue;
 mod repository;
+mod uploads;
 mod videos;
 
 use std::{borrow::Cow, path::Path, sync::Arc, time::Duration};
@@ -27,11 +28,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `migrations/sqlite/`, embedded. A test checks this list against the folder, so a file added
 /// there and forgotten here fails the build's tests rather than a deployment.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "uploads",
+        include_str!("../../migrations/sqlite/0002_uploads.sql"),
+    ),
+];
 
 /// The SQLite repository and job queue. Clones share the pool and the queue's wake-up signal,
 /// so wrap one in an `Arc` (or clone it) to serve both `Arc<dyn Repository>` and

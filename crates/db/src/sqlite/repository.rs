@@ -6,11 +6,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use vidsnap_domain::{
     ApiKey, ApiKeyId, DeliveryAttempt, JobQueue, Lease, NewJob, Notification, NotificationId, Page,
-    PortResult, QueueStats, Repository, StatusChange, Transition, User, UserId, Video, VideoId,
-    VideoStatus, Webhook, WebhookId,
+    PortResult, QueueStats, Repository, StatusChange, Transition, Upload, UploadId, User, UserId,
+    Video, VideoId, VideoStatus, Webhook, WebhookId,
 };
 
-use super::{SqliteStore, accounts, notifications, queue, videos};
+use super::{SqliteStore, accounts, notifications, queue, uploads, videos};
 use crate::error::port_error;
 
 crate::delegate::delegate_ports!(SqliteStore);

@@ -15,6 +15,15 @@ use crate::{error::port_error, event};
 /// Stores a new video and the first entry of its history (its initial status, attempt 0).
 pub(super) async fn create_video(store: &SqliteStore, video: &Video) -> PortResult<()> {
     let mut tx = store.write().await?;
+    insert_video(&mut tx, video).await?;
+    tx.commit().await.map_err(port_error)
+}
+
+/// The video row and its first history entry, in the caller's transaction.
+pub(super) async fn insert_video(
+    conn: &mut sqlx::SqliteConnection,
+    video: &Video,
+) -> PortResult<()> {
     sqlx::query(
         "INSERT INTO videos (id, owner, file_name, size, options, status, attempts, max_attempts,
                              cycle, last_error, probe, outputs, created_at, updated_at)
@@ -34,11 +43,10 @@ pub(super) async fn create_video(store: &SqliteStore, video: &Video) -> PortResu
     .bind(video.outputs.as_ref().map(to_json).transpose()?)
     .bind(micros(video.created_at))
     .bind(micros(video.updated_at))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(port_error)?;
-    record_history(&mut tx, video, None).await?;
-    tx.commit().await.map_err(port_error)
+    record_history(conn, video, None).await
 }
 
 pub(super) async fn video(

@@ -41,7 +41,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const URL_VAR: &str = "VIDSNAP_TEST_AMQP_URL";
 
-fn broker_url() -> String {
+pub(crate) fn broker_url() -> String {
     if let Ok(url) = std::env::var(URL_VAR)
         && !url.is_empty()
     {
@@ -61,7 +61,7 @@ fn broker_url() -> String {
         .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-async fn admin_connection(url: &str) -> Connection {
+pub(crate) async fn admin_connection(url: &str) -> Connection {
     let connecting = Connection::connect(url, ConnectionProperties::default());
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(connection)) => connection,

@@ -27,7 +27,7 @@ use vidsnap_storage::{
 };
 
 /// Every key of the test stores lives under this prefix, so the prefix is exercised too.
-const PREFIX: &str = "vidsnap";
+pub(crate) const PREFIX: &str = "vidsnap";
 
 /// Where the test server is.
 #[derive(Clone)]
@@ -152,6 +152,13 @@ pub struct Fresh {
     store: S3Store,
     server: Server,
     bucket: String,
+}
+
+impl Fresh {
+    /// A plain object_store client on the store's bucket, to look behind the store's back.
+    pub(crate) fn raw(&self) -> AmazonS3 {
+        self.server.raw(&self.bucket)
+    }
 }
 
 impl Deref for Fresh {

@@ -17,7 +17,8 @@ use vidsnap_api::{
 };
 use vidsnap_db::SqliteStore;
 use vidsnap_domain::{Limits, VideoId};
-use vidsnap_storage::{LocalStore, UrlSigner};
+use vidsnap_storage::{LocalStaging, LocalStore, UrlSigner};
+use vidsnap_uploads::{UploadCore, UploadSettings};
 
 /// The methods probed on every path.
 pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
@@ -42,6 +43,17 @@ pub async fn spawn_app() -> TestApp {
     let blobs =
         Arc::new(LocalStore::open(dir.path().join("blobs"), signer.clone()).expect("blob store"));
     let events = VideoEvents::default();
+    let on_upload = Arc::new(QueueOnUpload {
+        repo: store.clone(),
+        queue: store.clone(),
+        events: events.clone(),
+    });
+    let uploads = UploadCore::new(
+        store.clone(),
+        Arc::new(LocalStaging::new(&blobs).expect("staging")),
+        on_upload.clone(),
+        UploadSettings::default(),
+    );
     let state = AppState::new(Shared {
         repo: store.clone(),
         queue: store.clone(),
@@ -65,12 +77,10 @@ pub async fn spawn_app() -> TestApp {
         shutdown: tokio_util::sync::CancellationToken::new(),
         deliveries_waker: None,
         readiness: ReadinessChecks::backends(store.clone(), store.clone(), blobs.clone()),
+        uploads: Some(uploads),
+        multipart: None,
     });
-    let on_upload = Arc::new(QueueOnUpload {
-        repo: store.clone(),
-        queue: store.clone(),
-        events,
-    });
+
     let router =
         vidsnap_api::router(state).merge(vidsnap_storage::routes(blobs, signer, on_upload, None));
     let spec = serde_json::to_value(vidsnap_api::openapi()).expect("description as JSON");
@@ -110,6 +120,11 @@ impl TestApp {
             None => request.body(Body::empty()),
         }
         .expect("request");
+        self.answer(request).await
+    }
+
+    /// Sends `request` as built, and reads the answer.
+    pub async fn answer(&self, request: Request<Body>) -> Answer {
         let response = self.router.clone().oneshot(request).await.expect("answer");
         let status = response.status();
         let headers = response.headers().clone();
@@ -177,10 +192,41 @@ impl Client<'_> {
     /// body.
     pub async fn call(&self, expected: StatusCode, request: &str, body: Option<Value>) -> Value {
         let (method, uri) = request.split_once(' ').expect("METHOD /path");
-        let app = self.app;
-        let answer = app
+        let answer = self
+            .app
             .send(method, uri, self.credential.as_deref(), body)
             .await;
+        self.check(expected, request, answer).body
+    }
+
+    /// As [`call`](Self::call), with `headers` and raw bytes as the body (tus requests), and
+    /// the whole answer back. Also checks that every tus header of the answer (`Tus-*`,
+    /// `Upload-*`, `Vidsnap-*`, `Location`, `Link`) is documented for its status.
+    pub async fn call_raw(
+        &self,
+        expected: StatusCode,
+        request: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let (method, uri) = request.split_once(' ').expect("METHOD /path");
+        let mut built = Request::builder().method(method).uri(uri);
+        if let Some(credential) = &self.credential {
+            built = built.header(header::AUTHORIZATION, format!("Bearer {credential}"));
+        }
+        for (name, value) in headers {
+            built = built.header(*name, value);
+        }
+        let answer = self
+            .app
+            .answer(built.body(Body::from(body)).expect("request"))
+            .await;
+        self.check(expected, request, answer)
+    }
+
+    fn check(&self, expected: StatusCode, request: &str, answer: Answer) -> Answer {
+        let (method, uri) = request.split_once(' ').expect("METHOD /path");
+        let app = self.app;
         assert_eq!(answer.status, expected, "{request}: {}", answer.text);
         let template = app.template_of(uri.split('?').next().unwrap_or(uri));
         let operation = &app.spec["paths"][&template][method.to_lowercase()];
@@ -193,6 +239,24 @@ impl Client<'_> {
             documented.is_object(),
             "{request}: {expected} is not documented"
         );
+        let named: Vec<String> = documented["headers"]
+            .as_object()
+            .map(|h| h.keys().map(|k| k.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        for name in answer.headers.keys().map(|n| n.as_str()) {
+            let ours = ["tus-", "upload-", "vidsnap-"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                || ["location", "link"].contains(&name);
+            assert!(
+                !ours || named.iter().any(|n| n == name),
+                "{request}: header {name} of the {expected} answer is not documented"
+            );
+        }
+        if method == "HEAD" {
+            // No body, whatever the status: only its headers are the answer.
+            return answer;
+        }
         let content_type = answer
             .headers
             .get(header::CONTENT_TYPE)
@@ -201,7 +265,7 @@ impl Client<'_> {
         let media = content_type.split(';').next().unwrap_or("");
         let Some(content) = documented.get("content").and_then(Value::as_object) else {
             assert!(answer.text.is_empty(), "{request}: undocumented body");
-            return answer.body;
+            return answer;
         };
         let described = content
             .iter()
@@ -213,7 +277,7 @@ impl Client<'_> {
         {
             panic!("{request}: {problem}\n{:#}", answer.body);
         }
-        answer.body
+        answer
     }
 }
 
@@ -303,7 +367,7 @@ pub fn conforms(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result
 pub fn described(spec: &Value) -> BTreeSet<(String, String)> {
     let mut operations = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().expect("paths") {
-        for method in METHODS {
+        for method in METHODS.into_iter().chain(["HEAD", "OPTIONS"]) {
             if item.get(method.to_lowercase()).is_some() {
                 operations.insert((method.to_owned(), path.clone()));
             }

@@ -20,7 +20,7 @@ use crate::support::{Sandbox, clip};
 
 /// `.services/env` (written by scripts/test-services.sh) or the environment: a test service's
 /// address. Panics, saying how to start the services, when it is missing.
-fn service(name: &str) -> String {
+pub(super) fn service(name: &str) -> String {
     if let Ok(value) = std::env::var(name)
         && !value.is_empty()
     {
@@ -42,14 +42,14 @@ fn service(name: &str) -> String {
 /// A bucket of its own on the test S3 server (SeaweedFS or moto), removed with its objects
 /// when the [`Bucket`] holding it is dropped.
 #[derive(Clone)]
-struct BucketAccess {
-    endpoint: String,
-    name: String,
+pub(super) struct BucketAccess {
+    pub(super) endpoint: String,
+    pub(super) name: String,
     access_key: String,
     secret_key: String,
 }
 
-struct Bucket(BucketAccess);
+pub(super) struct Bucket(BucketAccess);
 
 impl std::ops::Deref for Bucket {
     type Target = BucketAccess;
@@ -60,7 +60,7 @@ impl std::ops::Deref for Bucket {
 }
 
 impl Bucket {
-    async fn create(endpoint: String, access_key: String, secret_key: String) -> Bucket {
+    pub(super) async fn create(endpoint: String, access_key: String, secret_key: String) -> Bucket {
         let bucket = BucketAccess {
             endpoint,
             name: format!("vidsnap-cluster-{}", uuid::Uuid::new_v4().simple()),
@@ -74,7 +74,7 @@ impl Bucket {
 }
 
 impl BucketAccess {
-    fn client(&self) -> object_store::aws::AmazonS3 {
+    pub(super) fn client(&self) -> object_store::aws::AmazonS3 {
         AmazonS3Builder::new()
             .with_bucket_name(&self.name)
             .with_endpoint(&self.endpoint)
@@ -107,7 +107,7 @@ impl BucketAccess {
     }
 
     /// Every key in the bucket.
-    async fn keys(&self) -> Vec<String> {
+    pub(super) async fn keys(&self) -> Vec<String> {
         use futures_util::TryStreamExt;
         let listed: Vec<_> = object_store::ObjectStore::list(&self.client(), None)
             .try_collect()
@@ -117,7 +117,7 @@ impl BucketAccess {
     }
 
     /// The service's storage settings for this bucket.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(super) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("VIDSNAP_STORAGE__KIND", "s3".into()),
             ("VIDSNAP_STORAGE__BUCKET", self.name.clone()),

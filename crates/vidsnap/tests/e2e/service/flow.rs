@@ -156,12 +156,12 @@ async fn upload_process_follow_and_download() {
     );
 
     // Stored beside the video, as the seeds did.
+    // The user's folder (`.uploads` beside it stages resumable uploads).
     let user_dir = std::fs::read_dir(data.path().join("blobs"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|entry| entry.unwrap().path())
+        .find(|path| !path.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .unwrap();
     let names = crate::support::Sandbox::list(&user_dir.join(&id));
     assert_eq!(
         names,

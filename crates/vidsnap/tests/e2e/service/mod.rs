@@ -1,9 +1,12 @@
 //! `vidsnap serve` over HTTP: the real binary on port 0 with a temporary data directory, real
-//! ffmpeg, a real SMTP listener (aiosmtpd) and a real webhook receiver.
+//! ffmpeg, a real SMTP listener (aiosmtpd), a real webhook receiver, and the official tus
+//! clients (tuspy, tus-js-client).
 
 mod cluster;
 mod failures;
 mod flow;
 mod isolation;
+mod multipart;
 mod support;
+mod uploads;
 mod webhooks;

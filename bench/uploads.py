@@ -1,0 +1,173 @@
+"""bench/uploads' measurements (stdlib + curl); see bench/uploads for what and why."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+MIB = 1024 * 1024
+
+
+def call(method, url, token=None, body=None, headers=None):
+    headers = dict(headers or {})
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["content-type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        raw = response.read()
+        return response.headers, (json.loads(raw) if raw else None)
+
+
+def source_file(gib):
+    """Random bytes (incompressible), made once and kept in .bench/."""
+    os.makedirs(".bench", exist_ok=True)
+    path = os.path.join(".bench", f"upload-{gib}g.bin")
+    size = int(gib * 1024 * MIB)
+    if not os.path.exists(path) or os.path.getsize(path) != size:
+        partial = path + ".partial"
+        with open("/dev/urandom", "rb") as rnd, open(partial, "wb") as out:
+            left = size
+            while left:
+                block = rnd.read(min(left, 8 * MIB))
+                out.write(block)
+                left -= len(block)
+        os.rename(partial, path)
+    return path, size
+
+
+def timed_copy(src, work):
+    dst = os.path.join(work, "copy.bin")
+    started = time.monotonic()
+    shutil.copyfile(src, dst)
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    elapsed = time.monotonic() - started
+    os.remove(dst)
+    return elapsed
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def patch(url, token, path, offset, length):
+    """One PATCH of `length` bytes of `path` from `offset`, streamed by curl (never loaded in
+    memory). Returns the server's new Upload-Offset."""
+    whole = offset == 0 and length == os.path.getsize(path)
+    command = ["curl", "-sS", "-X", "PATCH", "-T", path if whole else "-", "-o", "/dev/null",
+               "-D", "-", "-H", f"authorization: Bearer {token}", "-H", "Tus-Resumable: 1.0.0",
+               "-H", f"Upload-Offset: {offset}",
+               "-H", "Content-Type: application/offset+octet-stream",
+               "-H", f"Content-Length: {length}", "-H", "Expect:", url]
+    with open(path, "rb") as f:
+        f.seek(offset)
+        stdin = subprocess.DEVNULL if whole else LimitedReader(f, length).pipe()
+        result = subprocess.run(command, stdin=stdin, stdout=subprocess.PIPE, check=True)
+    headers = result.stdout.decode(errors="replace").lower()
+    status = headers.split("\n", 1)[0]
+    if " 204" not in status:
+        raise SystemExit(f"PATCH at {offset} answered: {status.strip()}")
+    for line in headers.splitlines():
+        if line.startswith("upload-offset:"):
+            return int(line.split(":", 1)[1])
+    raise SystemExit("PATCH answer without Upload-Offset")
+
+
+class LimitedReader:
+    """Feeds `length` bytes of an open file to a child's stdin through a pipe (a thread)."""
+
+    def __init__(self, f, length):
+        self.f, self.length = f, length
+
+    def pipe(self):
+        import threading
+        read_end, write_end = os.pipe()
+
+        def pump():
+            left = self.length
+            with os.fdopen(write_end, "wb") as out:
+                while left:
+                    block = self.f.read(min(left, MIB))
+                    if not block:
+                        break
+                    out.write(block)
+                    left -= len(block)
+
+        threading.Thread(target=pump, daemon=True).start()
+        return read_end
+
+
+def main():
+    binary, gib, chunk_mib = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    path, size = source_file(gib)
+    work = tempfile.mkdtemp(prefix="vidsnap-bench-uploads-", dir=os.path.abspath(".bench"))
+    server = None
+    try:
+        copy_seconds = timed_copy(path, work)
+        env = dict(os.environ, VIDSNAP_API__PASSWORD_COST__MEMORY_KIB="1024",
+                   VIDSNAP_API__PASSWORD_COST__ITERATIONS="1", VIDSNAP_LOG="error",
+                   VIDSNAP_LIMITS__MAX_BYTES=str(size * 2))
+        server = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, "data")],
+            stdout=subprocess.PIPE, env=env, cwd=work, text=True,
+        )
+        line = server.stdout.readline()
+        url = next(w for w in line.split() if w.startswith("http://"))
+        _, registered = call("POST", f"{url}/v1/auth/register", body={
+            "email": "bench@example.com", "password": "correct horse battery"})
+        token = registered["access_token"]
+        rss_before = peak_rss_mib(server.pid)
+
+        started = time.monotonic()
+        headers, _ = call("POST", f"{url}/v1/uploads", token, headers={
+            "Tus-Resumable": "1.0.0", "Upload-Length": str(size),
+            # base64("big.mp4")
+            "Upload-Metadata": "filename YmlnLm1wNA=="})
+        location = headers["Location"]
+        if location.startswith("/"):
+            location = url + location
+        offset = 0
+        step = chunk_mib * MIB if chunk_mib else size
+        while offset < size:
+            offset = patch(location, token, path, offset, min(step, size - offset))
+        tus_seconds = time.monotonic() - started
+        rss = peak_rss_mib(server.pid)
+
+        copy_rate = size / MIB / copy_seconds
+        tus_rate = size / MIB / tus_seconds
+        ratio = tus_rate / copy_rate
+        print(f"file: {size / MIB:.0f} MiB of random bytes; "
+              f"{'one PATCH' if not chunk_mib else f'PATCHes of {chunk_mib} MiB'}")
+        print(f"{'':24}{'seconds':>10}{'MiB/s':>10}")
+        print(f"{'local copy + fsync':24}{copy_seconds:10.2f}{copy_rate:10.0f}")
+        print(f"{'tus upload (loopback)':24}{tus_seconds:10.2f}{tus_rate:10.0f}")
+        print(f"tus / copy: {ratio:.0%} (target >= 70%: {'met' if ratio >= 0.7 else 'MISSED'})")
+        print(f"server peak RSS: {rss:.1f} MiB (before the upload: {rss_before:.1f} MiB; "
+              f"target < 100 MB = 95.4 MiB: {'met' if rss < 95.4 else 'MISSED'})")
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+//! Resumable upload sessions: creation with their video, the write lease (compare-and-set on
+//! `writer_token`/`writer_until`, one statement each: no transaction stays open while bytes
+//! stream), progress, deletion, and the scheduler's sweeps.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use vidsnap_domain::{PortError, PortResult, Upload, UploadId, UserId, Video, VideoId};
+
+use super::{
+    SqliteStore,
+    codec::{self, micros, now, to_json, u64_to_i64},
+    videos,
+};
+use crate::{clock::after, error::port_error};
+
+pub(super) async fn create_upload(
+    store: &SqliteStore,
+    video: &Video,
+    upload: &Upload,
+) -> PortResult<()> {
+    let mut tx = store.write().await?;
+    videos::insert_video(&mut tx, video).await?;
+    sqlx::query(
+        "INSERT INTO uploads (id, owner, video, total_bytes, uploaded_bytes, metadata, staging,
+                              expires_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(upload.id.to_string())
+    .bind(upload.owner.to_string())
+    .bind(upload.video.to_string())
+    .bind(u64_to_i64(upload.total_bytes, "total_bytes")?)
+    .bind(u64_to_i64(upload.uploaded_bytes, "uploaded_bytes")?)
+    .bind(to_json(&upload.metadata)?)
+    .bind(upload.staging.as_ref().map(to_json).transpose()?)
+    .bind(micros(upload.expires_at))
+    .bind(micros(upload.created_at))
+    .bind(micros(upload.updated_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(port_error)?;
+    tx.commit().await.map_err(port_error)
+}
+
+pub(super) async fn upload(
+    store: &SqliteStore,
+    owner: Option<UserId>,
+    id: UploadId,
+) -> PortResult<Upload> {
+    let row = sqlx::query("SELECT * FROM uploads WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)")
+        .bind(id.to_string())
+        .bind(owner.map(|o| o.to_string()))
+        .fetch_one(&store.pool)
+        .await
+        .map_err(port_error)?;
+    codec::upload(&row)
+}
+
+pub(super) async fn upload_of_video(store: &SqliteStore, video: VideoId) -> PortResult<Upload> {
+    let row = sqlx::query("SELECT * FROM uploads WHERE video = ?")
+        .bind(video.to_string())
+        .fetch_one(&store.pool)
+        .await
+        .map_err(port_error)?;
+    codec::upload(&row)
+}
+
+/// One `UPDATE … RETURNING`: SQLite runs it under its write lock, so two writers can never both
+/// see the lease free.
+pub(super) async fn lease_upload(
+    store: &SqliteStore,
+    owner: Option<UserId>,
+    id: UploadId,
+    token: &str,
+    lease: Duration,
+) -> PortResult<Upload> {
+    let at = now();
+    let row = sqlx::query(
+        "UPDATE uploads SET writer_token = ?1, writer_until = ?2
+         WHERE id = ?3 AND (?4 IS NULL OR owner = ?4)
+           AND (writer_until IS NULL OR writer_until <= ?5)
+         RETURNING *",
+    )
+    .bind(token)
+    .bind(micros(after(at, lease)))
+    .bind(id.to_string())
+    .bind(owner.map(|o| o.to_string()))
+    .bind(micros(at))
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(port_error)?;
+    match row {
+        Some(row) => codec::upload(&row),
+        // Missing (or someone else's) is NotFound; present means another writer holds it.
+        None => match upload(store, owner, id).await {
+            Ok(_) => Err(PortError::Locked),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+pub(super) async fn renew_upload_lease(
+    store: &SqliteStore,
+    id: UploadId,
+    token: &str,
+    lease: Duration,
+    ttl: Duration,
+) -> PortResult<()> {
+    let at = now();
+    let done = sqlx::query(
+        "UPDATE uploads SET writer_until = ?, expires_at = ? WHERE id = ? AND writer_token = ?",
+    )
+    .bind(micros(after(at, lease)))
+    .bind(micros(after(at, ttl)))
+    .bind(id.to_string())
+    .bind(token)
+    .execute(&store.pool)
+    .await
+    .map_err(port_error)?;
+    if done.rows_affected() == 0 {
+        return Err(PortError::LeaseLost);
+    }
+    Ok(())
+}
+
+pub(super) async fn record_upload_progress(
+    store: &SqliteStore,
+    id: UploadId,
+    token: &str,
+    from: u64,
+    to: u64,
+    staging: Option<&serde_json::Value>,
+    ttl: Duration,
+) -> PortResult<Upload> {
+    let at = now();
+    let row = sqlx::query(
+        "UPDATE uploads
+         SET uploaded_bytes = ?1, staging = COALESCE(?2, staging), expires_at = ?3,
+             updated_at = ?4
+         WHERE id = ?5 AND writer_token = ?6 AND uploaded_bytes = ?7
+         RETURNING *",
+    )
+    .bind(u64_to_i64(to, "uploaded_bytes")?)
+    .bind(staging.map(to_json).transpose()?)
+    .bind(micros(after(at, ttl)))
+    .bind(micros(at))
+    .bind(id.to_string())
+    .bind(token)
+    .bind(u64_to_i64(from, "uploaded_bytes")?)
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(port_error)?;
+    row.as_ref()
+        .map(codec::upload)
+        .unwrap_or(Err(PortError::LeaseLost))
+}
+
+pub(super) async fn release_upload_lease(
+    store: &SqliteStore,
+    id: UploadId,
+    token: &str,
+) -> PortResult<()> {
+    sqlx::query(
+        "UPDATE uploads SET writer_token = NULL, writer_until = NULL
+         WHERE id = ? AND writer_token = ?",
+    )
+    .bind(id.to_string())
+    .bind(token)
+    .execute(&store.pool)
+    .await
+    .map_err(port_error)?;
+    Ok(())
+}
+
+pub(super) async fn delete_upload(
+    store: &SqliteStore,
+    id: UploadId,
+    token: &str,
+) -> PortResult<(Upload, Option<Video>)> {
+    let mut tx = store.write().await?;
+    let row = sqlx::query("DELETE FROM uploads WHERE id = ? AND writer_token = ? RETURNING *")
+        .bind(id.to_string())
+        .bind(token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(port_error)?;
+    let Some(row) = row else {
+        return Err(PortError::LeaseLost);
+    };
+    let deleted = with_waiting_video(&mut tx, &row).await?;
+    tx.commit().await.map_err(port_error)?;
+    Ok(deleted)
+}
+
+/// The deleted session, and its video deleted too when it was still waiting for its bytes.
+async fn with_waiting_video(
+    conn: &mut sqlx::SqliteConnection,
+    row: &SqliteRow,
+) -> PortResult<(Upload, Option<Video>)> {
+    let upload = codec::upload(row)?;
+    let video =
+        sqlx::query("DELETE FROM videos WHERE id = ? AND status = 'awaiting_upload' RETURNING *")
+            .bind(upload.video.to_string())
+            .fetch_optional(conn)
+            .await
+            .map_err(port_error)?;
+    Ok((upload, video.as_ref().map(codec::video).transpose()?))
+}
+
+pub(super) async fn expired_uploads(
+    store: &SqliteStore,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> PortResult<Vec<Upload>> {
+    let rows = sqlx::query(
+        "SELECT * FROM uploads
+         WHERE expires_at < ?1 AND (writer_until IS NULL OR writer_until <= ?1)
+         ORDER BY expires_at LIMIT ?2",
+    )
+    .bind(micros(now))
+    .bind(i64::from(limit))
+    .fetch_all(&store.pool)
+    .await
+    .map_err(port_error)?;
+    codec::all(&rows, codec::upload)
+}
+
+/// The condition is checked again by the `DELETE` itself, so a write that arrived since the
+/// listing (it pushed the expiry, or holds the lease) keeps the session.
+pub(super) async fn delete_expired_upload(
+    store: &SqliteStore,
+    id: UploadId,
+    now: DateTime<Utc>,
+) -> PortResult<Option<(Upload, Option<Video>)>> {
+    let mut tx = store.write().await?;
+    let row = sqlx::query(
+        "DELETE FROM uploads
+         WHERE id = ?1 AND expires_at < ?2 AND (writer_until IS NULL OR writer_until <= ?2)
+         RETURNING *",
+    )
+    .bind(id.to_string())
+    .bind(micros(now))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(port_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let deleted = with_waiting_video(&mut tx, &row).await?;
+    tx.commit().await.map_err(port_error)?;
+    Ok(Some(deleted))
+}
+
+pub(super) async fn abandoned_videos(
+    store: &SqliteStore,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> PortResult<Vec<Video>> {
+    let rows = sqlx::query(
+        "SELECT * FROM videos
+         WHERE status = 'awaiting_upload' AND created_at < ?
+           AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
+         ORDER BY created_at LIMIT ?",
+    )
+    .bind(micros(before))
+    .bind(i64::from(limit))
+    .fetch_all(&store.pool)
+    .await
+    .map_err(port_error)?;
+    codec::all(&rows, codec::video)
+}
+
+pub(super) async fn delete_abandoned_video(
+    store: &SqliteStore,
+    id: VideoId,
+    before: DateTime<Utc>,
+) -> PortResult<Option<Video>> {
+    let row = sqlx::query(
+        "DELETE FROM videos
+         WHERE id = ? AND status = 'awaiting_upload' AND created_at < ?
+           AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
+         RETURNING *",
+    )
+    .bind(id.to_string())
+    .bind(micros(before))
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(port_error)?;
+    row.as_ref().map(codec::video).transpose()
+}
