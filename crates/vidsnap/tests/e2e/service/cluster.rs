@@ -157,13 +157,13 @@ fn http_method(method: &Method) -> SignedMethod {
 }
 
 /// A figure from a Prometheus text page.
-fn gauge(page: &str, name: &str) -> Option<f64> {
+pub(super) fn gauge(page: &str, name: &str) -> Option<f64> {
     page.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
 }
 
-async fn metrics(app: &App) -> String {
+pub(super) async fn metrics(app: &App) -> String {
     app.http
         .get(format!("{}/metrics", app.url))
         .send()

@@ -413,11 +413,191 @@ async fn tus_pieces_staged_on_s3_continue_on_another_api_process() {
         hex::encode(Sha256::digest(&source)),
         "the stored object is the source"
     );
-    assert!(
-        !keys.iter().any(|key| key.starts_with(".uploads/")),
-        "nothing left staged: {keys:?}"
-    );
+    // Listed by the upload's own prefix: SeaweedFS leaves `.uploads/` (the name of its own
+    // multipart folder) out of listings of the whole bucket.
+    let folder = ObjectPath::from(format!(".uploads/{}", super::uploads::upload_id(&location)));
+    let staged: Vec<_> = {
+        use futures_util::TryStreamExt;
+        object_store::ObjectStore::list(&bucket.client(), Some(&folder))
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    assert!(staged.is_empty(), "nothing left staged: {staged:?}");
     assert!(multipart_uploads(&bucket).await.is_empty());
     assert!(second.stop().await.success());
     assert!(first.stop().await.success());
+}
+
+/// A tus upload staged on SeaweedFS (a 5 MiB part and a tail object) and then left idle past
+/// its 2 s lifetime is removed by the scheduler with everything it staged: its S3 multipart
+/// upload is aborted, its `.uploads/{id}/` objects deleted and its video removed. Another
+/// upload, written to every 500 ms meanwhile, keeps its session, multipart upload and tail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tus_uploads_on_s3_have_their_multipart_upload_aborted() {
+    use std::time::Instant;
+
+    use super::{
+        cluster::{gauge, metrics},
+        uploads::{create, head, upload_id},
+    };
+
+    let bucket = bucket().await;
+    let dir = Sandbox::new();
+    let mut env = bucket.env();
+    env.extend([
+        (
+            "VIDSNAP_STORAGE__MULTIPART_PART_BYTES",
+            PART_BYTES.to_string(),
+        ),
+        ("VIDSNAP_UPLOADS__TTL_SECONDS", "2".to_owned()),
+        ("VIDSNAP_SCHEDULER__CLEANUP_SECONDS", "0.2".to_owned()),
+    ]);
+    let app = App::start(dir.root.path(), &env).await;
+    let token = app.register("ana@example.com").await;
+    let total = 12 * 1024 * 1024;
+    let first = PART_BYTES + 1024 * 1024;
+    let source: Vec<u8> = (0..total).map(|i| (i * 31 % 251) as u8).collect();
+    let path_of = |location: &str| location[location.find("/v1/uploads/").unwrap()..].to_owned();
+    // The keys under an upload's staging folder, listed by that prefix: SeaweedFS leaves its
+    // own `.uploads` folder (its multipart uploads) out of listings of the whole bucket.
+    let staged = |location: &str| {
+        let folder = ObjectPath::from(format!(".uploads/{}", upload_id(location)));
+        let client = bucket.client();
+        async move {
+            use futures_util::TryStreamExt;
+            let listed: Vec<_> = object_store::ObjectStore::list(&client, Some(&folder))
+                .try_collect()
+                .await
+                .unwrap();
+            listed
+                .into_iter()
+                .map(|m| m.location.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // The idle upload: one full part and a 1 MiB tail, then nothing more.
+    let (idle, idle_video) = create(&app, &token, total as u64, "idle.mp4").await;
+    let idle_sent = Instant::now();
+    let at = tus_patch(&app, &path_of(&idle), &token, 0, &source[..first]).await;
+    assert_eq!(at, first as u64);
+    let idle_multipart = multipart_uploads(&bucket).await;
+    assert_eq!(
+        idle_multipart.len(),
+        1,
+        "the part went up: {idle_multipart:?}"
+    );
+    let idle_staged = staged(&idle).await;
+    assert_eq!(
+        idle_staged.len(),
+        2,
+        "its multipart marker and its tail: {idle_staged:?}"
+    );
+
+    // The active upload: the same, then a KiB every 500 ms.
+    let (active, active_video) = create(&app, &token, total as u64, "active.mp4").await;
+    let active_path = path_of(&active);
+    let mut written = tus_patch(&app, &active_path, &token, 0, &source[..first]).await;
+    let active_multipart: Vec<String> = multipart_uploads(&bucket)
+        .await
+        .into_iter()
+        .filter(|id| !idle_multipart.contains(id))
+        .collect();
+    assert_eq!(active_multipart.len(), 1, "{active_multipart:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last_state = loop {
+        let end = written as usize + 1024;
+        written = tus_patch(
+            &app,
+            &active_path,
+            &token,
+            written as usize,
+            &source[written as usize..end],
+        )
+        .await;
+        let (idle_status, _) = head(&app, &idle, &token).await;
+        assert!(
+            [StatusCode::OK, StatusCode::GONE, StatusCode::NOT_FOUND].contains(&idle_status),
+            "{idle_status}"
+        );
+        let (video_status, _) = app
+            .call(
+                Method::GET,
+                &format!("/v1/videos/{idle_video}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        let unfinished = multipart_uploads(&bucket).await;
+        let left = staged(&idle).await;
+        let removed = gauge(
+            &metrics(&app).await,
+            "vidsnap_scheduler_removed_total{what=\"upload\"}",
+        );
+        let state = format!(
+            "HEAD {idle_status}, video {video_status}, multipart uploads {unfinished:?}, \
+             removed {removed:?}, staged {left:?}"
+        );
+        if idle_status == StatusCode::NOT_FOUND
+            && video_status == StatusCode::NOT_FOUND
+            && unfinished == active_multipart
+            && left.is_empty()
+            && removed.is_some_and(|n| n >= 1.0)
+        {
+            break state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle upload was not cleaned up within 30 s: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        idle_sent.elapsed() >= Duration::from_secs(2),
+        "removed before its 2 s lifetime ran out: {last_state}"
+    );
+    let removed = gauge(
+        &metrics(&app).await,
+        "vidsnap_scheduler_removed_total{what=\"upload\"}",
+    );
+    assert_eq!(removed, Some(1.0), "only the idle upload went");
+
+    // The active upload lived through it all, with its part and its tail.
+    let (status, headers) = head(&app, &active, &token).await;
+    assert_eq!(status, StatusCode::OK, "the active upload lives");
+    assert_eq!(
+        headers["upload-offset"].to_str().unwrap(),
+        written.to_string()
+    );
+    assert_eq!(
+        app.video(&token, &active_video).await["status"],
+        "awaiting_upload"
+    );
+    assert_eq!(multipart_uploads(&bucket).await, active_multipart);
+    // Its marker and its tail (and the tail before, until the next append drops it).
+    let active_staged = staged(&active).await;
+    let named = |kind: &str| {
+        active_staged
+            .iter()
+            .filter(|key| key.rsplit('/').next().unwrap().starts_with(kind))
+            .count()
+    };
+    assert_eq!(named("multipart-"), 1, "{active_staged:?}");
+    assert!(named("tail-") >= 1, "{active_staged:?}");
+
+    // Terminating it (tus DELETE) aborts its multipart upload too: the bucket is left clean.
+    let response = app
+        .http
+        .delete(format!("{}{active_path}", app.url))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(multipart_uploads(&bucket).await.is_empty());
+    assert_eq!(staged(&active).await, Vec::<String>::new());
+    assert!(app.stop().await.success());
 }

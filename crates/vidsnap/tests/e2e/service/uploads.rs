@@ -162,7 +162,7 @@ fn tus(app: &App, method: Method, url: &str, token: &str) -> reqwest::RequestBui
         .header("tus-resumable", "1.0.0")
 }
 
-async fn head(app: &App, url: &str, token: &str) -> (StatusCode, HeaderMap) {
+pub(super) async fn head(app: &App, url: &str, token: &str) -> (StatusCode, HeaderMap) {
     let response = tus(app, Method::HEAD, url, token).send().await.unwrap();
     (response.status(), response.headers().clone())
 }
@@ -198,7 +198,7 @@ fn metadata(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Creates an upload of `length` bytes named `name`; returns its path and its video's id.
-async fn create(app: &App, token: &str, length: u64, name: &str) -> (String, String) {
+pub(super) async fn create(app: &App, token: &str, length: u64, name: &str) -> (String, String) {
     let response = tus(app, Method::POST, "/v1/uploads", token)
         .header("upload-length", length.to_string())
         .header("upload-metadata", metadata(&[("filename", name)]))
@@ -274,7 +274,7 @@ fn staged(data: &Path) -> Vec<String> {
     }
 }
 
-fn upload_id(url: &str) -> &str {
+pub(super) fn upload_id(url: &str) -> &str {
     url.rsplit('/').next().unwrap()
 }
 
