@@ -174,6 +174,15 @@ fn check(routes: &BlobRoutes, method: &str, key: &str, signed: &Signed) -> Resul
         })
 }
 
+/// Reads and drops what a refused client is still sending, when that is little: answering
+/// before the body is read makes the server close the connection under the client, which then
+/// sees a broken connection instead of the refusal. Large bodies are not worth reading.
+async fn discard_small_body(body: Body) {
+    const LIMIT: usize = 8 << 20;
+    let read = axum::body::to_bytes(body, LIMIT);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+}
+
 async fn upload(
     State(routes): State<BlobRoutes>,
     Path(key): Path<String>,
@@ -182,6 +191,7 @@ async fn upload(
     body: Body,
 ) -> Response {
     if let Err(refused) = check(&routes, "PUT", &key, &signed) {
+        discard_small_body(body).await;
         return refused.into_response();
     }
     let declared = headers
