@@ -15,10 +15,12 @@
 //!   storage's signed blob routes, schemas of domain types.
 //! - [`auth`]: the [`auth::Caller`] extractor, passwords, tokens, external identities.
 //! - [`error`]: [`ApiError`], the one error type at the edge.
+//! - [`cors`]: the CORS layer for browser clients on other origins (`api.cors_origins`).
 //! - [`upload`]: [`upload::QueueOnUpload`], the upload-complete -> queued link.
 //! - [`events`]: the in-process broadcast of video changes behind SSE.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -55,8 +57,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The OpenAPI 3.1 description of every route of [`router`], and of the signed blob routes the
-/// local storage backend adds beside them.
 /// Only `/healthz`, `/readyz` and `/metrics`: what a worker or scheduler process serves.
 pub fn health_router(state: AppState) -> Router {
     let (routes, _) = routes::health::routes().split_for_parts();
@@ -65,6 +65,8 @@ pub fn health_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The OpenAPI 3.1 description of every route of [`router`], and of the signed blob routes the
+/// local storage backend adds beside them.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::complete(described_routes().into_openapi())
 }

@@ -28,6 +28,10 @@ pub struct ApiSettings {
     pub access_token_seconds: u64,
     /// Refresh token lifetime.
     pub refresh_token_seconds: u64,
+    /// Web origins (`https://app.example.com`) whose pages may call the API and the upload
+    /// URLs from a browser (CORS), e.g. with tus-js-client; `["*"]` allows any. Empty: no CORS
+    /// headers, same-origin pages and non-browser clients only.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiSettings {
@@ -39,6 +43,7 @@ impl Default for ApiSettings {
             password_cost: PasswordCost::default(),
             access_token_seconds: 900,
             refresh_token_seconds: 30 * 24 * 3600,
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -196,6 +196,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ));
     }
 
+    if let Some(cors) = vidsnap_api::cors::layer(&config.api.cors_origins) {
+        app = app.layer(cors);
+    }
     tracing::info!(%address, ?role, "serving");
     println!(
         "Vidsnap is listening on {public_url} (data in {})",

@@ -4,5 +4,6 @@
 // Tests start helper processes (the OpenAPI validator) directly.
 #![allow(clippy::disallowed_methods)]
 
+mod cors;
 mod oidc;
 mod openapi;
