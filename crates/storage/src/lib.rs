@@ -18,6 +18,7 @@
 
 #[cfg(feature = "contract")]
 pub mod contract;
+mod digest;
 pub mod key;
 pub mod local;
 pub mod s3;

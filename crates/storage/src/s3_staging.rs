@@ -29,6 +29,7 @@ use std::{
     sync::Arc,
 };
 
+use crate::digest::Digester;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -37,12 +38,10 @@ use object_store::{
     multipart::PartId, path::Path as ObjectPath,
 };
 use serde::{Deserialize, Serialize};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use vidsnap_domain::{
-    AppendError, Appended, ByteStream, Checksum, ChecksumAlgorithm, PortError, PortResult,
-    Repository, Upload, UploadStaging,
+    AppendError, Appended, ByteStream, Checksum, PortError, PortResult, Repository, Upload,
+    UploadStaging,
 };
 
 use crate::{
@@ -193,35 +192,6 @@ impl Staged {
     fn to_json(&self) -> serde_json::Value {
         // A struct of strings and numbers always serializes.
         serde_json::to_value(self).unwrap_or_default()
-    }
-}
-
-/// The running digest of a piece, by algorithm.
-enum Digester {
-    Sha1(Sha1),
-    Sha256(Sha256),
-}
-
-impl Digester {
-    fn new(algorithm: ChecksumAlgorithm) -> Self {
-        match algorithm {
-            ChecksumAlgorithm::Sha1 => Self::Sha1(Sha1::new()),
-            ChecksumAlgorithm::Sha256 => Self::Sha256(Sha256::new()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Self::Sha1(h) => h.update(bytes),
-            Self::Sha256(h) => h.update(bytes),
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        match self {
-            Self::Sha1(h) => h.finalize().to_vec(),
-            Self::Sha256(h) => h.finalize().to_vec(),
-        }
     }
 }
 

@@ -11,14 +11,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::digest::Digester;
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use vidsnap_domain::{
-    AppendError, Appended, ByteStream, Checksum, ChecksumAlgorithm, PortError, PortResult, Upload,
-    UploadStaging,
+    AppendError, Appended, ByteStream, Checksum, PortError, PortResult, Upload, UploadStaging,
 };
 
 use crate::{LocalStore, key};
@@ -51,35 +49,6 @@ impl LocalStaging {
     /// Where an upload's bytes are staged.
     pub fn path_of(&self, upload: &Upload) -> PathBuf {
         self.dir.join(upload.id.to_string())
-    }
-}
-
-/// The running digest of a piece, by algorithm.
-enum Digester {
-    Sha1(Sha1),
-    Sha256(Sha256),
-}
-
-impl Digester {
-    fn new(algorithm: ChecksumAlgorithm) -> Self {
-        match algorithm {
-            ChecksumAlgorithm::Sha1 => Self::Sha1(Sha1::new()),
-            ChecksumAlgorithm::Sha256 => Self::Sha256(Sha256::new()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Self::Sha1(h) => h.update(bytes),
-            Self::Sha256(h) => h.update(bytes),
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        match self {
-            Self::Sha1(h) => h.finalize().to_vec(),
-            Self::Sha256(h) => h.finalize().to_vec(),
-        }
     }
 }
 
