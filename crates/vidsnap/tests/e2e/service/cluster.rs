@@ -15,29 +15,8 @@ use serde_json::json;
 use vidsnap_db::{PgStore, testing::ScratchDatabase};
 use vidsnap_domain::{Channel, DeliveryStatus, Repository, VideoId};
 
-use super::support::{App, Smtp, history};
+use super::support::{App, Smtp, history, service};
 use crate::support::{Sandbox, clip};
-
-/// `.services/env` (written by scripts/test-services.sh) or the environment: a test service's
-/// address. Panics, saying how to start the services, when it is missing.
-pub(super) fn service(name: &str) -> String {
-    if let Ok(value) = std::env::var(name)
-        && !value.is_empty()
-    {
-        return value;
-    }
-    let dir = std::env::var_os("VIDSNAP_SERVICES_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.services"),
-        std::path::PathBuf::from,
-    );
-    let env = std::fs::read_to_string(dir.join("env")).unwrap_or_default();
-    env.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}=")))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            panic!("{name} is not set: run scripts/test-services.sh (make test does) first")
-        })
-}
 
 /// A bucket of its own on the test S3 server (SeaweedFS or moto), removed with its objects
 /// when the [`Bucket`] holding it is dropped.

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    cluster::{Bucket, BucketAccess, service},
-    support::App,
+    cluster::{Bucket, BucketAccess},
+    support::{App, service},
 };
 use crate::support::Sandbox;
 

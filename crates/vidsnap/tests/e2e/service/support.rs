@@ -241,6 +241,32 @@ pub fn history(video: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Where `scripts/test-services.sh` keeps the test services: `.services/` at the repository's
+/// root, or `$VIDSNAP_SERVICES_DIR`.
+pub fn services_dir() -> PathBuf {
+    std::env::var_os("VIDSNAP_SERVICES_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.services"),
+        PathBuf::from,
+    )
+}
+
+/// `.services/env` (written by scripts/test-services.sh) or the environment: a test service's
+/// address. Panics, saying how to start the services, when it is missing.
+pub fn service(name: &str) -> String {
+    if let Ok(value) = std::env::var(name)
+        && !value.is_empty()
+    {
+        return value;
+    }
+    let env = std::fs::read_to_string(services_dir().join("env")).unwrap_or_default();
+    env.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            panic!("{name} is not set: run scripts/test-services.sh (make test does) first")
+        })
+}
+
 /// A real SMTP server (aiosmtpd) writing to a Maildir, on a free port. Killed on drop.
 pub struct Smtp {
     child: std::process::Child,
@@ -250,10 +276,7 @@ pub struct Smtp {
 
 impl Smtp {
     pub async fn start() -> Smtp {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let services = std::env::var_os("VIDSNAP_SERVICES_DIR")
-            .map_or_else(|| root.join(".services"), PathBuf::from);
-        let python = services.join("venv/bin/python");
+        let python = services_dir().join("venv/bin/python");
         assert!(
             python.exists(),
             "{} is missing: run scripts/test-services.sh (make test does) to install aiosmtpd",

@@ -16,7 +16,7 @@ async fn amqp_chunks_fill_an_upload_that_is_processed() {
         types::{AMQPValue, FieldTable, LongString, ShortString},
     };
 
-    let url = crate::service::cluster::service("VIDSNAP_TEST_AMQP_URL");
+    let url = crate::service::support::service("VIDSNAP_TEST_AMQP_URL");
     let queue = format!("vidsnap-e2e-chunks-{}", uuid::Uuid::new_v4().simple());
     let data = tempfile::tempdir().unwrap();
     let app = App::start(

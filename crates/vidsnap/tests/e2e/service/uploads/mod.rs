@@ -22,7 +22,7 @@ use tokio::{
     process::{ChildStdout, Command},
 };
 
-use super::support::App;
+use super::support::{App, services_dir};
 use crate::support::clip;
 
 mod chunks;
@@ -31,13 +31,6 @@ mod expiry;
 mod protocol;
 
 // --- the official clients ----------------------------------------------------------------------
-
-fn services_dir() -> PathBuf {
-    std::env::var_os("VIDSNAP_SERVICES_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.services"),
-        PathBuf::from,
-    )
-}
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
