@@ -58,8 +58,12 @@ id!(
     VideoId
 );
 id!(
-    /// A unit of queued work.
+    /// One run of a recipe over its input videos.
     JobId
+);
+id!(
+    /// A queue message: one delivery of a [`Task`](crate::Task), as the queue backend knows it.
+    TaskId
 );
 id!(
     /// A machine client's credential.

@@ -7,6 +7,11 @@
 //! - [`container`]: the video containers Vidsnap accepts, by extension and by content.
 //! - [`limits`]: the configurable bounds a video must fit (size, duration, dimensions).
 //! - [`ids`]: typed UUID identifiers.
+//! - [`recipe`]: recipes as written and checked (names, inputs, cycles, options, parameters),
+//!   and the built-in ones.
+//! - [`ops`]: the operations a step can run, one file each, with their options.
+//! - [`job`]: jobs made of steps: the pure rules for readiness, status, retries, cancels and
+//!   re-runs that every repository applies.
 //! - [`video`]: the video status machine (the one table of allowed transitions), options, outputs.
 //! - [`account`]: users, API keys, webhooks, notifications.
 //! - [`upload`]: resumable upload sessions (any transport, any API process), checksums, and
@@ -21,8 +26,11 @@ pub mod container;
 pub mod error_code;
 pub mod frames;
 pub mod ids;
+pub mod job;
 pub mod limits;
+pub mod ops;
 pub mod ports;
+pub mod recipe;
 pub mod upload;
 pub mod video;
 
@@ -32,11 +40,17 @@ pub use account::{
 pub use container::Container;
 pub use error_code::ErrorCode;
 pub use frames::{FrameInterval, FrameMode, ImageFormat, Quality, target_times};
-pub use ids::{ApiKeyId, JobId, NotificationId, UploadId, UserId, VideoId, WebhookId};
+pub use ids::{ApiKeyId, JobId, NotificationId, TaskId, UploadId, UserId, VideoId, WebhookId};
+pub use job::{
+    Applied, Artefact, Change, ChangeError, Job, JobInput, JobStatus, Step, StepEvent, StepOutcome,
+    StepStatus, Task, Verdict,
+};
 pub use limits::Limits;
+pub use ops::{Operation, Problems};
 pub use ports::{
     BlobStore, JobQueue, Lease, NewJob, Page, PortError, PortResult, PresignedRequest, QueueStats,
     Repository, Transition, UploadListener, UploadOutcome, UploadStaging,
 };
+pub use recipe::{InputRef, Recipe, RecipeDoc, StepSpec};
 pub use upload::{AppendError, Appended, ByteStream, Checksum, ChecksumAlgorithm, Upload};
 pub use video::{Failure, Outputs, StatusChange, Video, VideoOptions, VideoStatus};

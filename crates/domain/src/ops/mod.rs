@@ -1,0 +1,146 @@
+//! The operations a recipe step can run, and their options as a recipe writes them.
+//!
+//! Each operation is one file here (what its options are and how they are checked) and one file in
+//! `vidsnap-media`'s `ops` (how it runs). Options are parsed by hand from the JSON object rather
+//! than through serde so that every problem is reported at its own JSON path
+//! (`steps[1].options.every`), all of them at once.
+//!
+//! # Adding an operation
+//! A file here with its options type and `parse`, a variant of [`Operation`], and a file in
+//! `vidsnap-media/src/ops/`.
+
+mod fields;
+mod frames;
+mod probe;
+mod thumbnail;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use fields::Problems;
+pub use frames::FramesOptions;
+pub use probe::ProbeOptions;
+pub use thumbnail::ThumbnailOptions;
+
+/// An operation with its checked options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "options", rename_all = "snake_case")]
+pub enum Operation {
+    /// Reads the container with ffprobe and validates it: `probe.json`.
+    Probe(ProbeOptions),
+    /// A frame every N seconds, zipped, with a manifest and a thumbnail (seed 000's job).
+    Frames(FramesOptions),
+    /// One frame at a given time, clamped to the duration.
+    Thumbnail(ThumbnailOptions),
+}
+
+/// What an operation is called in a recipe, and what it needs and makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperationInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// How many inputs the step takes (each a video or an artefact).
+    pub inputs: usize,
+    /// The artefacts every run makes, by name: what later steps may take as inputs.
+    pub artefacts: &'static [&'static str],
+}
+
+impl Operation {
+    /// Every operation, for `GET /v1/recipes` and the docs.
+    pub const ALL: [OperationInfo; 3] = [probe::INFO, frames::INFO, thumbnail::INFO];
+
+    pub fn info(&self) -> &'static OperationInfo {
+        match self {
+            Self::Probe(_) => &Self::ALL[0],
+            Self::Frames(_) => &Self::ALL[1],
+            Self::Thumbnail(_) => &Self::ALL[2],
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.info().name
+    }
+
+    /// The operation `op` with `options` (a JSON object, or null for the defaults). Problems are
+    /// reported under `path` (`steps[0].options`).
+    pub fn parse(op: &str, options: &Value, path: &str) -> Result<Self, Problems> {
+        let empty = Map::new();
+        let object = match options {
+            Value::Null => &empty,
+            Value::Object(object) => object,
+            _ => return Err(Problems::one(path, "must be an object")),
+        };
+        match op {
+            "probe" => probe::parse(object, path).map(Self::Probe),
+            "frames" => frames::parse(object, path).map(Self::Frames),
+            "thumbnail" => thumbnail::parse(object, path).map(Self::Thumbnail),
+            other => {
+                let known: Vec<&str> = Self::ALL.iter().map(|info| info.name).collect();
+                Err(Problems::one(
+                    path.rsplit_once('.')
+                        .map_or("op", |(head, _)| head)
+                        .to_owned()
+                        + ".op",
+                    format!(
+                        "unknown operation {other:?}: use one of {}",
+                        known.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The options as JSON (what `parse` reads back).
+    pub fn options(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut tagged)) => tagged.remove("options").unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn options_round_trip_through_parse() {
+        let op = Operation::parse(
+            "frames",
+            &json!({"every": "2.5s", "mode": "keyframe", "format": "png"}),
+            "o",
+        )
+        .expect("valid");
+        let again = Operation::parse(op.name(), &op.options(), "o").expect("valid");
+        assert_eq!(op, again);
+    }
+
+    #[test]
+    fn unknown_operations_are_named() {
+        let problems = Operation::parse("transmogrify", &Value::Null, "steps[2].options")
+            .expect_err("unknown");
+        let fields = problems.into_fields();
+        assert!(fields["steps[2].op"].contains("transmogrify"), "{fields:?}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_path() {
+        let problems = Operation::parse(
+            "frames",
+            &json!({"every": "0s", "format": "gif", "colour": true}),
+            "steps[0].options",
+        )
+        .expect_err("bad");
+        let fields = problems.into_fields();
+        assert_eq!(
+            fields.keys().collect::<Vec<_>>(),
+            [
+                "steps[0].options.colour",
+                "steps[0].options.every",
+                "steps[0].options.format"
+            ]
+        );
+    }
+}
