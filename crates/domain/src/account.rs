@@ -56,6 +56,12 @@ pub enum EventType {
     VideoSucceeded,
     #[serde(rename = "video.dead")]
     VideoDead,
+    #[serde(rename = "job.succeeded")]
+    JobSucceeded,
+    #[serde(rename = "job.failed")]
+    JobFailed,
+    #[serde(rename = "job.dead")]
+    JobDead,
 }
 
 impl EventType {
@@ -63,13 +69,22 @@ impl EventType {
         match self {
             Self::VideoSucceeded => "video.succeeded",
             Self::VideoDead => "video.dead",
+            Self::JobSucceeded => "job.succeeded",
+            Self::JobFailed => "job.failed",
+            Self::JobDead => "job.dead",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::VideoSucceeded, Self::VideoDead]
-            .into_iter()
-            .find(|e| e.as_str() == text)
+        [
+            Self::VideoSucceeded,
+            Self::VideoDead,
+            Self::JobSucceeded,
+            Self::JobFailed,
+            Self::JobDead,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == text)
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`job`]: jobs made of steps: the pure rules for readiness, status, retries, cancels and
 //!   re-runs that every repository applies.
 //! - [`video`]: the video status machine (the one table of allowed transitions), options, outputs.
+//! - [`events`]: the typed, versioned bodies of `video.*` and `job.*` notifications.
 //! - [`account`]: users, API keys, webhooks, notifications.
 //! - [`upload`]: resumable upload sessions (any transport, any API process), checksums, and
 //!   what staging a piece of one returns.
@@ -24,6 +25,7 @@
 pub mod account;
 pub mod container;
 pub mod error_code;
+pub mod events;
 pub mod frames;
 pub mod ids;
 pub mod job;
@@ -39,6 +41,7 @@ pub use account::{
 };
 pub use container::Container;
 pub use error_code::ErrorCode;
+pub use events::{JobEvent, VideoEvent};
 pub use frames::{FrameInterval, FrameMode, ImageFormat, Quality, target_times};
 pub use ids::{ApiKeyId, JobId, NotificationId, TaskId, UploadId, UserId, VideoId, WebhookId};
 pub use job::{
@@ -48,8 +51,9 @@ pub use job::{
 pub use limits::Limits;
 pub use ops::{Operation, Problems};
 pub use ports::{
-    BlobStore, JobQueue, Lease, NewJob, Page, PortError, PortResult, PresignedRequest, QueueStats,
-    Repository, Transition, UploadListener, UploadOutcome, UploadStaging,
+    BlobStore, DirectMultipart, JobQueue, JobUpdate, Jobs, Lease, MultipartStarted, NewTask, Page,
+    PortError, PortResult, PresignedRequest, QueueStats, Repository, TaskMessage, Transition,
+    UploadListener, UploadOutcome, UploadStaging, UploadedPart,
 };
 pub use recipe::{InputRef, Recipe, RecipeDoc, StepSpec};
 pub use upload::{AppendError, Appended, ByteStream, Checksum, ChecksumAlgorithm, Upload};

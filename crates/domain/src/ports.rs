@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ApiKey, ApiKeyId, AppendError, Appended, ByteStream, Checksum, DeliveryAttempt, Failure, JobId,
-    Notification, NotificationId, Outputs, StatusChange, Upload, UploadId, User, UserId, Video,
-    VideoId, VideoStatus, Webhook, WebhookId,
+    ApiKey, ApiKeyId, AppendError, Appended, ByteStream, Change, ChangeError, Checksum,
+    DeliveryAttempt, Failure, Job, JobId, JobStatus, Notification, NotificationId, Outputs,
+    StatusChange, StepEvent, Task, TaskId, Upload, UploadId, User, UserId, Video, VideoId,
+    VideoStatus, Webhook, WebhookId, job::Applied,
 };
 
 /// Why a port operation failed.
@@ -36,6 +37,19 @@ pub enum PortError {
     /// The backend is unreachable or failed; worth retrying.
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    /// A user's change that the job's state does not allow (cancel a finished job, re-run a
+    /// step that succeeded); nothing was written.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<ChangeError> for PortError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::NoSuchStep(_) => Self::NotFound,
+            ChangeError::InvalidState(message) => Self::Refused(message),
+        }
+    }
 }
 
 pub type PortResult<T> = Result<T, PortError>;
@@ -84,10 +98,63 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// A job after a change, and what the change asks of the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobUpdate {
+    pub job: Job,
+    /// Its `tasks` must be enqueued (after the change committed); its `verdict` says whether a
+    /// worker may run the step.
+    pub applied: Applied,
+}
+
+/// Jobs and their steps. Every method scoped by `owner` treats another user's job exactly like
+/// a missing one; `owner: None` is for workers and housekeeping, which act for every user.
+///
+/// The rules are [`Job::apply`]'s; a repository only loads, applies and writes, atomically.
+#[async_trait]
+pub trait Jobs: Send + Sync {
+    /// Stores a job made by [`Job::new`] with the events that made it. `Conflict` when its id
+    /// exists; `NotFound` when an input video does not exist or is another user's.
+    async fn create_job(&self, job: &Job, events: &[StepEvent]) -> PortResult<()>;
+    async fn job(&self, owner: Option<UserId>, id: JobId) -> PortResult<Job>;
+    /// The owner's jobs, newest first, optionally of one status.
+    async fn jobs(
+        &self,
+        owner: UserId,
+        status: Option<JobStatus>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Page<Job>>;
+    /// The job's history, oldest first.
+    async fn job_events(&self, id: JobId) -> PortResult<Vec<StepEvent>>;
+    /// In one transaction: loads the job, applies `change` at the repository's clock, writes the
+    /// job, its steps and the events, applies the video transitions of a `/v1/videos` job to
+    /// its video (one that the video's status no longer allows is skipped), and, when the job
+    /// finished, creates the notifications owed (`job.*` per channel, unique per job, cycle,
+    /// event and channel; a `/v1/videos` job is announced by its video's `video.*` instead).
+    /// A refused user change is `Refused` or `NotFound`, with nothing written; a stale worker
+    /// report is not an error but a [`Verdict::Stale`](crate::Verdict::Stale), also with
+    /// nothing written.
+    async fn change_job(
+        &self,
+        owner: Option<UserId>,
+        id: JobId,
+        change: Change,
+    ) -> PortResult<JobUpdate>;
+    /// Unfinished jobs that read `video` while it is not uploaded yet.
+    async fn jobs_waiting_for(&self, video: VideoId) -> PortResult<Vec<JobId>>;
+    /// Tasks of `ready` steps due since before `before`, oldest first, at most `limit`: the ones
+    /// whose enqueue may have been lost (a crash between the commit and the enqueue), for the
+    /// scheduler to enqueue again (a duplicate is dropped as stale or busy).
+    async fn overdue_tasks(&self, before: DateTime<Utc>, limit: u32) -> PortResult<Vec<Task>>;
+    /// Deletes the job, its steps and events (its blobs are the caller's); returns it.
+    async fn delete_job(&self, owner: UserId, id: JobId) -> PortResult<Job>;
+}
+
 /// Metadata storage. Every method scoped by `owner` treats another user's row exactly like a
 /// missing one ([`PortError::NotFound`]).
 #[async_trait]
-pub trait Repository: Send + Sync {
+pub trait Repository: Jobs + Send + Sync {
     /// Whether the database answers.
     async fn ping(&self) -> PortResult<()>;
 
@@ -128,7 +195,11 @@ pub trait Repository: Send + Sync {
     /// and, on entering a terminal status, creates the notifications owed for it (e-mail to the
     /// owner and one per webhook) in the same transaction. Returns the updated video.
     async fn transition(&self, id: VideoId, transition: Transition) -> PortResult<Video>;
-    /// Deletes the video, its history and its notifications; returns what was deleted.
+    /// Records that the video's bytes are stored, once: `true` the first time, `false` when it
+    /// was already marked.
+    async fn mark_uploaded(&self, id: VideoId) -> PortResult<bool>;
+    /// Deletes the video, its history, its notifications and the jobs made for it by
+    /// `/v1/videos`; returns what was deleted.
     async fn delete_video(&self, owner: UserId, id: VideoId) -> PortResult<Video>;
     /// Counts per status, for metrics.
     async fn count_by_status(&self) -> PortResult<Vec<(VideoStatus, u64)>>;
@@ -237,19 +308,41 @@ pub trait Repository: Send + Sync {
     ) -> PortResult<Option<Video>>;
 }
 
-/// A job to process one video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewJob {
-    pub video: VideoId,
+/// A task to queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub task: Task,
     /// Not to be claimed before this (backoff).
     pub not_before: DateTime<Utc>,
 }
 
-/// A claimed job. Whoever holds it must heartbeat before `lease` runs out.
+/// The queue message body: a [`Task`], versioned so a newer worker can still read what an older
+/// API queued (and refuse, visibly, what it cannot read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum TaskMessage {
+    #[serde(rename = "1")]
+    V1(Task),
+}
+
+impl TaskMessage {
+    pub fn encode(task: &Task) -> String {
+        serde_json::to_string(&TaskMessage::V1(task.clone())).unwrap_or_default()
+    }
+
+    pub fn decode(body: &str) -> Result<Task, String> {
+        serde_json::from_str::<TaskMessage>(body)
+            .map(|TaskMessage::V1(task)| task)
+            .map_err(|e| format!("not a task message: {e}"))
+    }
+}
+
+/// A claimed task. Whoever holds it must heartbeat before `lease` runs out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    pub job: JobId,
-    pub video: VideoId,
+    /// The queue message.
+    pub id: TaskId,
+    pub task: Task,
     /// How many times this job has been claimed, this one included.
     pub deliveries: u32,
     /// Backend-specific proof of ownership (a lease token, an SQS receipt handle, an AMQP tag).
@@ -265,12 +358,15 @@ pub struct QueueStats {
     pub oldest_queued_seconds: Option<f64>,
 }
 
-/// The processing job queue. At-least-once: a job can be delivered twice (a worker died, a
-/// lease expired), so processing must be idempotent.
+/// The task queue. At-least-once: a task can be delivered twice (a worker died, a lease expired,
+/// the scheduler enqueued it again), so the worker checks each delivery against its step
+/// ([`Change::Start`]) and drops the stale ones.
 #[async_trait]
 pub trait JobQueue: Send + Sync {
-    /// Queues a job. Idempotent per video: at most one pending job per video.
-    async fn enqueue(&self, job: NewJob) -> PortResult<()>;
+    /// Queues a task. The database queue keeps at most one pending message per job step (a
+    /// second enqueue while one is pending is a no-op, one while it runs is queued after it);
+    /// brokers may hold duplicates.
+    async fn enqueue(&self, task: NewTask) -> PortResult<()>;
     /// Takes the next due job for `lease`; `None` when nothing is due.
     async fn claim(&self, worker: &str, lease: Duration) -> PortResult<Option<Lease>>;
     /// Extends a lease; `LeaseLost` when it already expired and was taken over.
@@ -365,14 +461,6 @@ pub enum UploadOutcome {
 #[async_trait]
 pub trait UploadListener: Send + Sync {
     async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome>;
-}
-
-/// A video's failure as the worker decides it: retry later or give up.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobOutcome {
-    Succeeded,
-    Retry { failure: Failure, at: DateTime<Utc> },
-    Abort { failure: Failure },
 }
 
 /// How a client's direct multipart upload started: the id to name it by and the size of its

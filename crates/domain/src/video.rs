@@ -8,7 +8,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, FrameInterval, FrameMode, ImageFormat, UserId, VideoId};
+use crate::{ErrorCode, FrameInterval, FrameMode, ImageFormat, JobId, UserId, VideoId};
 
 /// Where a video is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -137,6 +137,11 @@ pub struct Video {
     /// The ffprobe summary, once probed.
     pub probe: Option<serde_json::Value>,
     pub outputs: Option<Outputs>,
+    /// The job `/v1/videos` made to process it (`None` for a video uploaded to be processed
+    /// later by jobs of its own). The fields above from `status` on mirror that job.
+    pub job: Option<JobId>,
+    /// When its bytes were stored.
+    pub uploaded_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
