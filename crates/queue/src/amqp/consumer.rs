@@ -235,7 +235,7 @@ async fn give_back(core: &Core, received: Received) {
     if !received.acker.usable() {
         return;
     }
-    tracing::debug!(job = %received.message.job, "unclaimed: handing it back to the broker");
+    tracing::debug!(job = %received.message.id, "unclaimed: handing it back to the broker");
     let (properties, _) = message::properties();
     let published = core
         .publisher
@@ -249,7 +249,7 @@ async fn give_back(core: &Core, received: Received) {
     let settled = match published {
         Ok(()) => received.acker.ack(BasicAckOptions::default()).await,
         Err(error) => {
-            tracing::warn!(job = %received.message.job, %error, "cannot republish it: requeueing it");
+            tracing::warn!(job = %received.message.id, %error, "cannot republish it: requeueing it");
             received
                 .acker
                 .nack(BasicNackOptions {
@@ -260,6 +260,6 @@ async fn give_back(core: &Core, received: Received) {
         }
     };
     if let Err(error) = settled {
-        tracing::warn!(job = %received.message.job, %error, "settling an unclaimed delivery failed");
+        tracing::warn!(job = %received.message.id, %error, "settling an unclaimed delivery failed");
     }
 }

@@ -13,7 +13,7 @@ use lapin::{
     types::ShortString,
 };
 use tokio::{sync::Mutex, task::AbortHandle, time::Instant};
-use vidsnap_domain::{Lease, PortError, PortResult};
+use vidsnap_domain::{Lease, PortError, PortResult, TaskMessage};
 
 use super::{AmqpError, Core, consumer::Received, message, message::JobMessage, topology};
 
@@ -54,8 +54,9 @@ impl Core {
             deliveries: received.deliveries,
             ..received.message
         };
+        let keep_message = message.clone();
         let entry = Arc::new(Mutex::new(Entry {
-            message,
+            message: keep_message,
             hold_ttl: lease.max(Duration::from_secs(1)),
             state: State::Delivered {
                 acker: received.acker,
@@ -77,9 +78,10 @@ impl Core {
                 keeper: keeper.abort_handle(),
             },
         );
+        let TaskMessage::V1(task) = message.task;
         Lease {
-            job: message.job,
-            video: message.video,
+            id: message.id,
+            task,
             deliveries: message.deliveries,
             token,
         }
@@ -116,7 +118,7 @@ impl Core {
         match alive {
             Ok(true) => Ok(()),
             Ok(false) => {
-                tracing::warn!(job = %lease.job, "lease lost: the broker has given the job back");
+                tracing::warn!(job = %lease.id, "lease lost: the broker has given the job back");
                 entry.state = State::Gone;
                 drop(entry);
                 let _ = self.remove(lease);
@@ -178,7 +180,7 @@ impl Core {
                 match acker.ack(BasicAckOptions::default()).await {
                     Ok(true) => Ok(()),
                     Ok(false) | Err(_) => {
-                        tracing::warn!(job = %lease.job, "{what}: the delivery was lost meanwhile (the broker redelivers it)");
+                        tracing::warn!(job = %lease.id, "{what}: the delivery was lost meanwhile (the broker redelivers it)");
                         Err(PortError::LeaseLost)
                     }
                 }
@@ -189,7 +191,7 @@ impl Core {
                     Err(error) => return Err(unavailable(lease, what, &error)),
                 };
                 let Some(head) = head else {
-                    tracing::warn!(job = %lease.job, "{what}: the held copy had expired into the main queue");
+                    tracing::warn!(job = %lease.id, "{what}: the held copy had expired into the main queue");
                     self.drop_hold(&queue).await;
                     return Err(PortError::LeaseLost);
                 };
@@ -213,7 +215,7 @@ impl Core {
             Ending::Release(at) => {
                 let released = JobMessage {
                     not_before: *at,
-                    ..*job
+                    ..job.clone()
                 };
                 self.publish_job(&released).await
             }
@@ -238,12 +240,12 @@ impl Core {
         let (settled, result) = match ending {
             // A dead letter without its reason still ends where dead letters go.
             Ending::Dead(reason) => {
-                tracing::error!(job = %lease.job, %error, %reason, "cannot publish the dead letter: rejecting the delivery into the dead-letter exchange (its reason is only in this log)");
+                tracing::error!(job = %lease.id, %error, %reason, "cannot publish the dead letter: rejecting the delivery into the dead-letter exchange (its reason is only in this log)");
                 let settled = acker.reject(BasicRejectOptions { requeue: false }).await;
                 (settled, Ok(()))
             }
             Ending::Release(_) | Ending::Complete => {
-                tracing::warn!(job = %lease.job, %error, "cannot publish the released job: requeueing the delivery (due now)");
+                tracing::warn!(job = %lease.id, %error, "cannot publish the released job: requeueing the delivery (due now)");
                 let settled = acker
                     .nack(BasicNackOptions {
                         requeue: true,
@@ -282,7 +284,7 @@ impl Core {
         if !acker.usable() {
             return Ok(());
         }
-        let queue = self.names.hold(entry.message.job, token);
+        let queue = self.names.hold(entry.message.id, token);
         self.publisher.hold_queue(&queue, entry.hold_ttl).await?;
         let (properties, _) = message::properties();
         self.publisher
@@ -290,7 +292,7 @@ impl Core {
             .await?;
         match acker.ack(BasicAckOptions::default()).await {
             Ok(true) => {
-                tracing::info!(job = %entry.message.job, hold = %queue, "running past the consumer timeout: the job is held by heartbeats from now on");
+                tracing::info!(job = %entry.message.id, hold = %queue, "running past the consumer timeout: the job is held by heartbeats from now on");
                 entry.state = State::Held { queue };
             }
             // Lost meanwhile: the broker requeued the delivery, so the copy must go.
@@ -341,8 +343,8 @@ async fn settle_head(head: BasicGetMessage, replaced: bool) {
 }
 
 fn unavailable(lease: &Lease, what: &str, error: &AmqpError) -> PortError {
-    tracing::warn!(job = %lease.job, %error, "{what} failed");
-    PortError::Unavailable(format!("{what} of job {}: {error}", lease.job))
+    tracing::warn!(job = %lease.id, %error, "{what} failed");
+    PortError::Unavailable(format!("{what} of job {}: {error}", lease.id))
 }
 
 /// Sleeps until the hand-over time, then hands the job over, retrying until the give-up time.
@@ -366,7 +368,7 @@ async fn keep(
             match core.hand_over(&mut entry, &token).await {
                 Ok(()) => return,
                 Err(error) if Instant::now() >= give_up_at => {
-                    tracing::error!(job = %entry.message.job, %error, "cannot hand the job over before the consumer timeout: requeueing it");
+                    tracing::error!(job = %entry.message.id, %error, "cannot hand the job over before the consumer timeout: requeueing it");
                     if let State::Delivered { acker } = &entry.state {
                         let requeue = BasicNackOptions {
                             requeue: true,
@@ -378,7 +380,7 @@ async fn keep(
                     return;
                 }
                 Err(error) => {
-                    tracing::warn!(job = %entry.message.job, %error, "handing the job over failed; retrying");
+                    tracing::warn!(job = %entry.message.id, %error, "handing the job over failed; retrying");
                 }
             }
         }

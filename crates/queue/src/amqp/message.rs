@@ -7,17 +7,20 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 use serde::{Deserialize, Serialize};
-use vidsnap_domain::{JobId, VideoId};
+use vidsnap_domain::{TaskId, TaskMessage};
 
 /// The header a dead-lettered job's reason travels in.
 pub const REASON_HEADER: &str = "x-vidsnap-reason";
 
-/// A job message's body. Unknown fields are ignored, so a newer publisher's messages still
+/// A task message's body: the versioned task (`{"v": "1", "job", "step", "attempt"}`) with
+/// this copy's id and counts. Unknown fields are ignored, so a newer publisher's messages still
 /// parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct JobMessage {
-    pub(crate) job: JobId,
-    pub(crate) video: VideoId,
+    /// This copy's id: a release or a hold publishes the same task under the same id.
+    pub(crate) id: TaskId,
+    #[serde(flatten)]
+    pub(crate) task: TaskMessage,
     /// When the job was due; informational (delay queues make it due).
     pub(crate) not_before: DateTime<Utc>,
     /// Deliveries before this copy was published: 0 for a new job, a lease's count for a
@@ -101,11 +104,19 @@ mod tests {
         delivery
     }
 
+    fn sample() -> TaskMessage {
+        TaskMessage::V1(vidsnap_domain::Task {
+            job: vidsnap_domain::JobId::new(),
+            step: "frames".to_owned(),
+            attempt: 2,
+        })
+    }
+
     #[test]
     fn deliveries_add_the_brokers_redeliveries() {
         let message = JobMessage {
-            job: JobId::new(),
-            video: VideoId::new(),
+            id: TaskId::new(),
+            task: sample(),
             not_before: Utc::now(),
             deliveries: 2,
         };
@@ -120,8 +131,8 @@ mod tests {
     #[test]
     fn bodies_round_trip_and_ignore_unknown_fields() {
         let message = JobMessage {
-            job: JobId::new(),
-            video: VideoId::new(),
+            id: TaskId::new(),
+            task: sample(),
             not_before: Utc::now(),
             deliveries: 1,
         };
@@ -129,7 +140,7 @@ mod tests {
             panic!("{e}");
         });
         assert_eq!(back, message);
-        let mut value = serde_json::to_value(message).unwrap_or_default();
+        let mut value = serde_json::to_value(&message).unwrap_or_default();
         value["later"] = serde_json::json!(true);
         let back: JobMessage = serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, message);

@@ -105,7 +105,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vidsnap_domain::{JobId, JobQueue, Lease, NewJob, PortError, PortResult, QueueStats};
+use vidsnap_domain::{
+    JobQueue, Lease, NewTask, PortError, PortResult, QueueStats, TaskId, TaskMessage,
+};
 
 use self::{
     consumer::Inbox, lease::Slot, message::JobMessage, publisher::Publisher, topology::Names,
@@ -322,17 +324,18 @@ impl Drop for AmqpQueue {
 
 #[async_trait]
 impl JobQueue for AmqpQueue {
-    /// Not idempotent per video: see the module documentation.
-    async fn enqueue(&self, job: NewJob) -> PortResult<()> {
+    /// Not deduplicated: see the module documentation.
+    async fn enqueue(&self, new: NewTask) -> PortResult<()> {
+        let job = new.task.job;
         let message = JobMessage {
-            job: JobId::new(),
-            video: job.video,
-            not_before: job.not_before,
+            id: TaskId::new(),
+            task: TaskMessage::V1(new.task),
+            not_before: new.not_before,
             deliveries: 0,
         };
         self.core.publish_job(&message).await.map_err(|error| {
-            tracing::warn!(video = %job.video, %error, "enqueue failed");
-            PortError::Unavailable(format!("enqueueing video {}: {error}", job.video))
+            tracing::warn!(%job, %error, "enqueue failed");
+            PortError::Unavailable(format!("enqueueing a task of job {job}: {error}"))
         })
     }
 
@@ -342,7 +345,7 @@ impl JobQueue for AmqpQueue {
             return Ok(None);
         };
         let lease = self.core.lease(received, lease);
-        tracing::debug!(worker, job = %lease.job, deliveries = lease.deliveries, "claimed");
+        tracing::debug!(worker, job = %lease.id, deliveries = lease.deliveries, "claimed");
         Ok(Some(lease))
     }
 

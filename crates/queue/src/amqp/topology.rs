@@ -10,7 +10,7 @@ use lapin::{
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
-use vidsnap_domain::JobId;
+use vidsnap_domain::TaskId;
 
 use super::AmqpError;
 
@@ -66,7 +66,7 @@ impl Names {
 
     /// The queue holding one job while a worker runs it past the consumer timeout; unique per
     /// lease, so a takeover never shares it with the worker that lost the job.
-    pub(crate) fn hold(&self, job: JobId, token: &str) -> ShortString {
+    pub(crate) fn hold(&self, job: TaskId, token: &str) -> ShortString {
         short(format!("{}.hold.{job}.{token}", self.main))
     }
 }
@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(names.delay(40).as_str(), "vidsnap.jobs.retry.40");
         let long = "q".repeat(LONGEST_QUEUE_NAME);
         let names = Names::new(&long).unwrap_or_else(|e| panic!("{e}"));
-        let hold = names.hold(JobId::new(), &uuid::Uuid::new_v4().simple().to_string());
+        let hold = names.hold(TaskId::new(), &uuid::Uuid::new_v4().simple().to_string());
         assert!(hold.as_str().len() <= 255 && hold.as_str().starts_with(&long));
         for bad in [
             "",

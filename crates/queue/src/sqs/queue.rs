@@ -13,7 +13,9 @@ use aws_sdk_sqs::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vidsnap_domain::{JobId, JobQueue, Lease, NewJob, PortError, PortResult, QueueStats, VideoId};
+use vidsnap_domain::{
+    JobQueue, Lease, NewTask, PortError, PortResult, QueueStats, TaskId, TaskMessage,
+};
 
 use super::client::{
     MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS, SqsClientConfig, SqsConfigError,
@@ -89,12 +91,14 @@ impl std::fmt::Debug for SqsConfig {
     }
 }
 
-/// A message's body: the job, when it may run, and how often it was claimed before this message
-/// was sent (SQS's receive count restarts with every message; `release` sends a new one).
+/// A message's body: the versioned task (`{"v": "1", "job", "step", "attempt"}`), this copy's
+/// id, when it may run, and how often it was claimed before this message was sent (SQS's
+/// receive count restarts with every message; `release` sends a new one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct JobMessage {
-    job: JobId,
-    video: VideoId,
+    id: TaskId,
+    #[serde(flatten)]
+    task: TaskMessage,
     not_before: DateTime<Utc>,
     #[serde(default)]
     deliveries: u32,
@@ -117,9 +121,10 @@ struct Received {
 
 impl Received {
     fn lease(self) -> Lease {
+        let TaskMessage::V1(task) = self.job.task;
         Lease {
-            job: self.job.job,
-            video: self.job.video,
+            id: self.job.id,
+            task,
             deliveries: self.job.deliveries.saturating_add(self.receives),
             token: self.receipt,
         }
@@ -281,7 +286,7 @@ impl SqsQueue {
             // The 12 hours count from this receipt; a little is already gone.
             let hide = visibility_seconds(hide).min(MAX_VISIBILITY_SECONDS as i32 - 60);
             if let Err(e) = self.set_visibility(&receipt, hide).await {
-                tracing::warn!(job = %job.job, error = %e, "cannot hide a job that is not due yet");
+                tracing::warn!(task = %job.id, error = %e, "cannot hide a job that is not due yet");
             }
             return Ok(Polled::Skipped);
         }
@@ -372,12 +377,12 @@ fn delay_seconds(at: DateTime<Utc>, now: DateTime<Utc>) -> i32 {
 
 #[async_trait]
 impl JobQueue for SqsQueue {
-    /// Sends a new job. Not deduplicated per video (see the module documentation).
-    async fn enqueue(&self, job: NewJob) -> PortResult<()> {
+    /// Sends a new task. Not deduplicated (see the module documentation).
+    async fn enqueue(&self, new: NewTask) -> PortResult<()> {
         self.send(&JobMessage {
-            job: JobId::new(),
-            video: job.video,
-            not_before: job.not_before,
+            id: TaskId::new(),
+            task: TaskMessage::V1(new.task),
+            not_before: new.not_before,
             deliveries: 0,
         })
         .await
@@ -420,8 +425,8 @@ impl JobQueue for SqsQueue {
     /// two leaves a duplicate, which processing tolerates).
     async fn release(&self, lease: &Lease, at: DateTime<Utc>) -> PortResult<()> {
         self.send(&JobMessage {
-            job: lease.job,
-            video: lease.video,
+            id: lease.id,
+            task: TaskMessage::V1(lease.task.clone()),
             not_before: at,
             deliveries: lease.deliveries,
         })
@@ -431,8 +436,8 @@ impl JobQueue for SqsQueue {
 
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> PortResult<()> {
         let job = JobMessage {
-            job: lease.job,
-            video: lease.video,
+            id: lease.id,
+            task: TaskMessage::V1(lease.task.clone()),
             not_before: Utc::now(),
             deliveries: lease.deliveries,
         };
@@ -532,20 +537,29 @@ mod tests {
         assert_eq!(after(3_600_000), 900);
     }
 
+    fn sample() -> TaskMessage {
+        TaskMessage::V1(vidsnap_domain::Task {
+            job: vidsnap_domain::JobId::new(),
+            step: "frames".to_owned(),
+            attempt: 2,
+        })
+    }
+
     #[test]
     fn message_bodies() {
         let job = JobMessage {
-            job: JobId::new(),
-            video: VideoId::new(),
+            id: TaskId::new(),
+            task: sample(),
             not_before: Utc::now(),
             deliveries: 2,
         };
         let back: JobMessage = serde_json::from_str(&job.body()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, job);
-        // Older bodies (and hand-written ones) without `deliveries`.
+        // Hand-written bodies without `deliveries`.
+        let TaskMessage::V1(task) = &job.task;
         let body = format!(
-            r#"{{"job":"{}","video":"{}","not_before":"2026-01-01T00:00:00Z"}}"#,
-            job.job, job.video
+            r#"{{"v":"1","id":"{}","job":"{}","step":"frames","attempt":2,"not_before":"2026-01-01T00:00:00Z"}}"#,
+            job.id, task.job
         );
         let old: JobMessage = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(old.deliveries, 0);
@@ -555,8 +569,8 @@ mod tests {
     fn leases_count_earlier_deliveries() {
         let received = Received {
             job: JobMessage {
-                job: JobId::new(),
-                video: VideoId::new(),
+                id: TaskId::new(),
+                task: sample(),
                 not_before: Utc::now(),
                 deliveries: 3,
             },

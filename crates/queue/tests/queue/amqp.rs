@@ -28,7 +28,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     task::{AbortHandle, JoinHandle},
 };
-use vidsnap_domain::{JobQueue, Lease, NewJob, PortError, VideoId};
+use vidsnap_domain::{JobQueue, Lease, NewTask, PortError, Task};
 use vidsnap_queue::amqp::{AmqpConfig, AmqpQueue, REASON_HEADER};
 
 /// How long a test waits for something the broker does asynchronously.
@@ -125,7 +125,7 @@ impl Scratch {
     }
 
     fn hold(&self, lease: &Lease) -> String {
-        format!("{}.hold.{}.{}", self.name, lease.job, lease.token)
+        format!("{}.hold.{}.{}", self.name, lease.id, lease.token)
     }
 
     async fn channel(&self) -> Channel {
@@ -241,15 +241,15 @@ impl Drop for Scratch {
 
 // --- helpers ---------------------------------------------------------------------------------
 
-fn job_due_in(video: VideoId, delay: Duration) -> NewJob {
-    NewJob {
-        video,
+fn job_due_in(task.clone(): Task, delay: Duration) -> NewTask {
+    NewTask {
+        task: video,
         not_before: Utc::now() + delay,
     }
 }
 
-fn job(video: VideoId) -> NewJob {
-    job_due_in(video, Duration::ZERO)
+fn job(task.clone(): Task) -> NewTask {
+    job_due_in(task.clone(), Duration::ZERO)
 }
 
 /// Claims (with `lease`) until a job arrives, waiting with `wait_for_work`.
@@ -307,16 +307,23 @@ fn assert_lease_lost(result: Result<(), PortError>, what: &str) {
 mod contract {
     use std::sync::Arc;
 
-    use vidsnap_domain::JobQueue;
+    use tempfile::TempDir;
+    use vidsnap_domain::{JobQueue, Repository};
 
     use super::Scratch;
 
-    /// Two processes' handles (prefetch 2 each) on one new queue.
-    async fn fresh() -> (Arc<dyn JobQueue>, Arc<dyn JobQueue>, Scratch) {
+    /// Two processes' handles (prefetch 2 each) on one new queue, and a repository.
+    async fn fresh() -> (
+        Arc<dyn JobQueue>,
+        Arc<dyn JobQueue>,
+        Arc<dyn Repository>,
+        (Scratch, TempDir),
+    ) {
         let scratch = Scratch::new().await;
         let one = Arc::new(scratch.queue(2).await);
         let other = Arc::new(scratch.queue(2).await);
-        (one, other, scratch)
+        let (repo, dir) = crate::repository().await;
+        (one, other, repo, (scratch, dir))
     }
 
     vidsnap_queue::queue_contract_tests!(fresh);
@@ -328,13 +335,13 @@ mod contract {
 async fn a_job_is_acked_only_when_completed() {
     let scratch = Scratch::new().await;
     let queue = scratch.queue(2).await;
-    let video = VideoId::new();
-    queue.enqueue(job(video)).await.unwrap();
+    let task = crate::task();
+    queue.enqueue(job(task.clone())).await.unwrap();
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.queued, stats.running, stats.dead), (1, 0, 0));
 
     let lease = claim_within(&queue, LONG, PATIENCE).await;
-    assert_eq!((lease.video, lease.deliveries), (video, 1));
+    assert_eq!((&lease.task, lease.deliveries), (&task, 1));
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.queued, stats.running, stats.dead), (0, 1, 0));
     queue.heartbeat(&lease, LONG).await.unwrap();
@@ -376,11 +383,11 @@ async fn nothing_to_claim_is_none_and_waiting_ends() {
 async fn delayed_jobs_wait_in_delay_queues() {
     let scratch = Scratch::new().await;
     let queue = scratch.queue(1).await;
-    let video = VideoId::new();
+    let task = crate::task();
 
     let enqueued = Instant::now();
     queue
-        .enqueue(job_due_in(video, Duration::from_millis(900)))
+        .enqueue(job_due_in(task.clone(), Duration::from_millis(900)))
         .await
         .unwrap();
     assert_eq!(queue.stats().await.unwrap().queued, 0, "not due yet");
@@ -390,7 +397,7 @@ async fn delayed_jobs_wait_in_delay_queues() {
         "delivered {:?} after an enqueue due in 900 ms",
         enqueued.elapsed()
     );
-    assert_eq!((first.video, first.deliveries), (video, 1));
+    assert_eq!((&first.task, first.deliveries), (&task, 1));
 
     let delay = Duration::from_secs(2);
     let released = Instant::now();
@@ -414,13 +421,13 @@ async fn delayed_jobs_wait_in_delay_queues() {
         "delivered {:?} after a release for {delay:?}",
         released.elapsed()
     );
-    assert_eq!((second.job, second.deliveries), (first.job, 2));
+    assert_eq!((second.id, second.deliveries), (first.id, 2));
 
     queue.release(&second, Utc::now()).await.unwrap();
     let third = claim_within(&queue, LONG, Duration::from_secs(5)).await;
     assert_eq!(
         (third.job, third.deliveries),
-        (first.job, 3),
+        (first.id, 3),
         "released for now"
     );
     queue.complete(&third).await.unwrap();
@@ -431,8 +438,8 @@ async fn delayed_jobs_wait_in_delay_queues() {
 async fn dead_letters_keep_their_reason() {
     let scratch = Scratch::new().await;
     let queue = scratch.queue(1).await;
-    let video = VideoId::new();
-    queue.enqueue(job(video)).await.unwrap();
+    let task = crate::task();
+    queue.enqueue(job(task.clone())).await.unwrap();
     let lease = claim_within(&queue, LONG, PATIENCE).await;
     queue
         .dead_letter(&lease, "corrupt-input: no video frames")
@@ -446,8 +453,8 @@ async fn dead_letters_keep_their_reason() {
     let (body, reason) = scratch.next_dead().await;
     assert_eq!(reason.as_deref(), Some("corrupt-input: no video frames"));
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["video"], video.to_string());
-    assert_eq!(body["job"], lease.job.to_string());
+    assert_eq!(body["job"], task.job.to_string());
+    assert_eq!(body["job"], lease.id.to_string());
     assert_eq!(body["deliveries"], 1);
     queue.close().await;
 }
@@ -457,8 +464,8 @@ async fn a_held_job_stays_with_its_worker_and_a_dead_workers_job_moves_on() {
     let scratch = Scratch::new().await;
     let first = scratch.queue(1).await;
     let second = scratch.queue(1).await;
-    let video = VideoId::new();
-    first.enqueue(job(video)).await.unwrap();
+    let task = crate::task();
+    first.enqueue(job(task.clone())).await.unwrap();
     let lease = claim_within(&first, LONG, PATIENCE).await;
     nothing_within(
         &second,
@@ -470,7 +477,7 @@ async fn a_held_job_stays_with_its_worker_and_a_dead_workers_job_moves_on() {
     // The first worker dies: its connection closes and the broker hands the job on.
     drop(first);
     let again = claim_within(&second, LONG, PATIENCE).await;
-    assert_eq!((again.job, again.video), (lease.job, video));
+    assert_eq!((again.id, &again.task), (lease.id, &task));
     assert_eq!(again.deliveries, 2, "the redelivery counts");
     assert_ne!(again.token, lease.token);
     second.complete(&again).await.unwrap();
@@ -482,7 +489,7 @@ async fn prefetch_bounds_what_a_process_takes() {
     let scratch = Scratch::new().await;
     let api = scratch.queue(1).await;
     for _ in 0..3 {
-        api.enqueue(job(VideoId::new())).await.unwrap();
+        api.enqueue(job(crate::task())).await.unwrap();
     }
     let busy = scratch.queue(2).await;
     let one = claim_within(&busy, LONG, PATIENCE).await;
@@ -519,7 +526,7 @@ async fn jobs_outliving_the_consumer_timeout_are_held_by_heartbeats() {
     let other = scratch.queue(1).await;
     let lease_time = Duration::from_secs(1);
     let beat = lease_time / 3;
-    holder.enqueue(job(VideoId::new())).await.unwrap();
+    holder.enqueue(job(crate::task())).await.unwrap();
     let lease = claim_within(&holder, lease_time, PATIENCE).await;
     let hold = scratch.hold(&lease);
     scratch.track(hold.clone());
@@ -577,7 +584,7 @@ async fn a_dead_holders_job_returns_within_a_lease() {
     let holder = scratch.queue_with(&config, 1).await;
     let other = scratch.queue(1).await;
     let lease_time = Duration::from_secs(1);
-    holder.enqueue(job(VideoId::new())).await.unwrap();
+    holder.enqueue(job(crate::task())).await.unwrap();
     let lease = claim_within(&holder, lease_time, PATIENCE).await;
     let hold = scratch.hold(&lease);
     scratch.track(hold.clone());
@@ -591,7 +598,7 @@ async fn a_dead_holders_job_returns_within_a_lease() {
     let died = Instant::now();
     let again = claim_within(&other, LONG, PATIENCE).await;
     let returned_after = died.elapsed();
-    assert_eq!(again.job, lease.job);
+    assert_eq!(again.id, lease.id);
     assert_eq!(again.deliveries, 2);
     assert!(
         returned_after < lease_time * 3,
@@ -610,8 +617,8 @@ async fn a_lost_connection_loses_the_lease_and_consuming_recovers() {
         ..scratch.config()
     };
     let queue = scratch.queue_with(&config, 1).await;
-    let video = VideoId::new();
-    queue.enqueue(job(video)).await.unwrap();
+    let task = crate::task();
+    queue.enqueue(job(task.clone())).await.unwrap();
     let lease = claim_within(&queue, LONG, PATIENCE).await;
 
     proxy.sever();
@@ -627,9 +634,9 @@ async fn a_lost_connection_loses_the_lease_and_consuming_recovers() {
 
     // Both connections come back: the job is delivered again, and enqueues work.
     let again = claim_within(&queue, LONG, PATIENCE).await;
-    assert_eq!((again.job, again.deliveries), (lease.job, 2));
+    assert_eq!((again.id, again.deliveries), (lease.id, 2));
     queue.complete(&again).await.unwrap();
-    queue.enqueue(job(VideoId::new())).await.unwrap();
+    queue.enqueue(job(crate::task())).await.unwrap();
     queue
         .complete(&claim_within(&queue, LONG, PATIENCE).await)
         .await
@@ -645,7 +652,7 @@ async fn a_job_that_kills_every_worker_ends_dead() {
         ..scratch.config()
     };
     let api = scratch.queue_with(&config, 1).await;
-    api.enqueue(job(VideoId::new())).await.unwrap();
+    api.enqueue(job(crate::task())).await.unwrap();
     let mut deliveries = Vec::new();
     for _ in 0..2 {
         let worker = scratch.queue_with(&config, 1).await;
@@ -681,7 +688,7 @@ async fn malformed_messages_are_dead_lettered() {
     assert!(reason.starts_with("malformed job message"), "{reason}");
 
     // The consumer carries on.
-    queue.enqueue(job(VideoId::new())).await.unwrap();
+    queue.enqueue(job(crate::task())).await.unwrap();
     let lease = claim_within(&queue, LONG, PATIENCE).await;
     queue.complete(&lease).await.unwrap();
     queue.close().await;
@@ -710,10 +717,10 @@ async fn a_deleted_queue_is_declared_again() {
     // consumers attached to nothing, uncancelled.)
     nothing_within(&worker, Duration::from_secs(1), "a deleted queue").await;
 
-    let video = VideoId::new();
-    api.enqueue(job(video)).await.unwrap();
+    let task = crate::task();
+    api.enqueue(job(task.clone())).await.unwrap();
     let lease = claim_within(&worker, LONG, PATIENCE).await;
-    assert_eq!(lease.video, video);
+    assert_eq!(lease.task, task);
     worker.complete(&lease).await.unwrap();
     api.close().await;
     worker.close().await;
@@ -723,8 +730,8 @@ async fn a_deleted_queue_is_declared_again() {
 async fn a_process_that_only_enqueues_never_consumes() {
     let scratch = Scratch::new().await;
     let api = scratch.queue(4).await;
-    api.enqueue(job(VideoId::new())).await.unwrap();
-    api.enqueue(job(VideoId::new())).await.unwrap();
+    api.enqueue(job(crate::task())).await.unwrap();
+    api.enqueue(job(crate::task())).await.unwrap();
     let stats = api.stats().await.unwrap();
     assert_eq!((stats.queued, stats.running), (2, 0));
     assert_eq!(

@@ -7,14 +7,15 @@ use std::{
 
 use chrono::Utc;
 use uuid::Uuid;
-use vidsnap_domain::{JobQueue, Lease, NewJob, PortError, VideoId};
+use tempfile::TempDir;
+use vidsnap_domain::{JobQueue, Repository, Lease, NewTask, PortError, Task};
 use vidsnap_queue::sqs::{SqsConfig, SqsConfigError, SqsQueue};
 
 use super::moto::{LONG, Moto, PATIENCE, eventually};
 
-fn due_now(video: VideoId) -> NewJob {
-    NewJob {
-        video,
+fn due_now(task.clone(): Task) -> NewTask {
+    NewTask {
+        task: video,
         not_before: Utc::now(),
     }
 }
@@ -35,12 +36,18 @@ async fn claim_within(queue: &SqsQueue, lease: Duration) -> Lease {
 // --- the shared contract ---------------------------------------------------------------------
 
 /// Two handles (two clients, as two processes would have) on one new queue.
-async fn fresh() -> (Arc<dyn JobQueue>, Arc<dyn JobQueue>, Moto) {
+async fn fresh() -> (
+    Arc<dyn JobQueue>,
+    Arc<dyn JobQueue>,
+    Arc<dyn Repository>,
+    (Moto, TempDir),
+) {
     let moto = Moto::new().await;
     let (main, dead) = moto.queues(5).await;
     let one = moto.job_queue(&main, &dead).await;
     let other = moto.job_queue(&main, &dead).await;
-    (Arc::new(one), Arc::new(other), moto)
+    let (repo, dir) = crate::repository().await;
+    (Arc::new(one), Arc::new(other), repo, (moto, dir))
 }
 
 vidsnap_queue::queue_contract_tests!(fresh);
@@ -52,10 +59,10 @@ async fn enqueue_claim_complete() {
     let moto = Moto::new().await;
     let (main, dead) = moto.queues(5).await;
     let queue = moto.job_queue(&main, &dead).await;
-    let video = VideoId::new();
-    queue.enqueue(due_now(video)).await.unwrap();
+    let task = crate::task();
+    queue.enqueue(due_now(task.clone())).await.unwrap();
     let lease = claim_within(&queue, LONG).await;
-    assert_eq!((lease.video, lease.deliveries), (video, 1));
+    assert_eq!((&lease.task, lease.deliveries), (&task, 1));
     queue.heartbeat(&lease, LONG).await.unwrap();
     queue.complete(&lease).await.unwrap();
     moto.drained(&main, "the completed job is deleted").await;
@@ -82,8 +89,8 @@ async fn a_job_released_with_a_delay_waits_for_it() {
     let moto = Moto::new().await;
     let (main, dead) = moto.queues(5).await;
     let queue = moto.job_queue(&main, &dead).await;
-    let video = VideoId::new();
-    queue.enqueue(due_now(video)).await.unwrap();
+    let task = crate::task();
+    queue.enqueue(due_now(task.clone())).await.unwrap();
     let first = claim_within(&queue, LONG).await;
     let delay = Duration::from_secs(3);
     let released = Instant::now();
@@ -101,8 +108,8 @@ async fn a_job_released_with_a_delay_waits_for_it() {
         released.elapsed()
     );
     assert_eq!(
-        (second.video, second.job, second.deliveries),
-        (video, first.job, 2)
+        (&second.task, second.id, second.deliveries),
+        (&task, first.id, 2)
     );
     queue.complete(&second).await.unwrap();
 }
@@ -114,16 +121,16 @@ async fn a_job_not_due_yet_is_hidden_until_due() {
     let moto = Moto::new().await;
     let (main, dead) = moto.queues(5).await;
     let queue = moto.job_queue(&main, &dead).await;
-    let video = VideoId::new();
+    let task = crate::task();
     let due = Utc::now() + chrono::TimeDelta::seconds(3);
-    let body = serde_json::json!({"job": Uuid::now_v7(), "video": video, "not_before": due});
+    let body = serde_json::json!({"v": "1", "id": Uuid::now_v7(), "job": task.job, "step": task.step, "attempt": task.attempt, "not_before": due});
     moto.send(&main, &body.to_string()).await;
     assert_eq!(queue.claim("test", LONG).await.unwrap(), None);
     assert_eq!(moto.counts(&main).await, (0, 1, 0), "hidden, not claimed");
     let lease = claim_within(&queue, LONG).await;
     assert!(Utc::now() >= due - chrono::TimeDelta::milliseconds(1000));
     // The early receive counts: SQS counts receives, whatever became of them.
-    assert_eq!((lease.video, lease.deliveries), (video, 2));
+    assert_eq!((&lease.task, lease.deliveries), (&task, 2));
     queue.complete(&lease).await.unwrap();
 }
 
@@ -132,8 +139,8 @@ async fn dead_letter_reaches_the_dlq_with_its_reason() {
     let moto = Moto::new().await;
     let (main, dead) = moto.queues(5).await;
     let queue = moto.job_queue(&main, &dead).await;
-    let video = VideoId::new();
-    queue.enqueue(due_now(video)).await.unwrap();
+    let task = crate::task();
+    queue.enqueue(due_now(task.clone())).await.unwrap();
     let lease = claim_within(&queue, LONG).await;
     queue
         .dead_letter(&lease, "not-a-video: the file is text")
@@ -146,8 +153,8 @@ async fn dead_letter_reaches_the_dlq_with_its_reason() {
     let (body, reason) = &letters[0];
     assert_eq!(reason, "not-a-video: the file is text");
     let body: serde_json::Value = serde_json::from_str(body).unwrap();
-    assert_eq!(body["video"], video.to_string());
-    assert_eq!(body["job"], lease.job.to_string());
+    assert_eq!(body["job"], task.job.to_string());
+    assert_eq!(body["job"], lease.id.to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +163,7 @@ async fn heartbeats_hold_a_job_past_its_lease() {
     let (main, dead) = moto.queues(5).await;
     let holder = moto.job_queue(&main, &dead).await;
     let other = moto.job_queue(&main, &dead).await;
-    holder.enqueue(due_now(VideoId::new())).await.unwrap();
+    holder.enqueue(due_now(crate::task())).await.unwrap();
     let lease_time = Duration::from_secs(3);
     let lease = claim_within(&holder, lease_time).await;
     let held = Instant::now();
@@ -182,11 +189,11 @@ async fn an_expired_lease_is_redelivered_to_another_consumer() {
     let (main, dead) = moto.queues(5).await;
     let crashed = moto.job_queue(&main, &dead).await;
     let other = moto.job_queue(&main, &dead).await;
-    let video = VideoId::new();
-    crashed.enqueue(due_now(video)).await.unwrap();
+    let task = crate::task();
+    crashed.enqueue(due_now(task.clone())).await.unwrap();
     let first = claim_within(&crashed, Duration::from_secs(1)).await;
     let second = claim_within(&other, LONG).await;
-    assert_eq!((second.video, second.job), (video, first.job));
+    assert_eq!((&second.task, second.id), (&task, first.id));
     assert_eq!(second.deliveries, 2);
     assert_ne!(second.token, first.token);
     other.complete(&second).await.unwrap();
@@ -198,12 +205,12 @@ async fn redrive_moves_a_never_completed_job_to_its_dlq() {
     let moto = Moto::new().await;
     let (main, dead) = moto.queues(2).await;
     let queue = moto.job_queue(&main, &dead).await;
-    let video = VideoId::new();
-    queue.enqueue(due_now(video)).await.unwrap();
+    let task = crate::task();
+    queue.enqueue(due_now(task.clone())).await.unwrap();
     // Two workers die holding it.
     for delivery in 1..=2 {
         let lease = claim_within(&queue, Duration::from_secs(1)).await;
-        assert_eq!((lease.video, lease.deliveries), (video, delivery));
+        assert_eq!((&lease.task, lease.deliveries), (&task, delivery));
     }
     // SQS moves it at the next receive after its visibility ends.
     eventually("the job is redriven to the dead-letter queue", || async {
@@ -212,7 +219,7 @@ async fn redrive_moves_a_never_completed_job_to_its_dlq() {
     })
     .await;
     let letters = moto.dead_letters(&dead, 1).await;
-    assert!(letters[0].0.contains(&video.to_string()));
+    assert!(letters[0].0.contains(&task.job.to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,15 +229,15 @@ async fn stats_count_queued_running_and_dead() {
     let queue = moto.job_queue(&main, &dead).await;
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.queued, stats.running, stats.dead), (0, 0, 0));
-    queue.enqueue(due_now(VideoId::new())).await.unwrap();
+    queue.enqueue(due_now(crate::task())).await.unwrap();
     queue
-        .enqueue(NewJob {
-            video: VideoId::new(),
+        .enqueue(NewTask {
+            task: crate::task(),
             not_before: Utc::now() + chrono::TimeDelta::minutes(10),
         })
         .await
         .unwrap();
-    queue.enqueue(due_now(VideoId::new())).await.unwrap();
+    queue.enqueue(due_now(crate::task())).await.unwrap();
     let running = claim_within(&queue, LONG).await;
     let stats = queue.stats().await.unwrap();
     assert_eq!(
@@ -250,11 +257,11 @@ async fn unreadable_messages_are_dead_lettered() {
     let (main, dead) = moto.queues(5).await;
     let queue = moto.job_queue(&main, &dead).await;
     moto.send(&main, "not a job").await;
-    let video = VideoId::new();
-    queue.enqueue(due_now(video)).await.unwrap();
+    let task = crate::task();
+    queue.enqueue(due_now(task.clone())).await.unwrap();
     let lease = claim_within(&queue, LONG).await;
     assert_eq!(
-        lease.video, video,
+        lease.task, task,
         "the claim skipped the unreadable message"
     );
     queue.complete(&lease).await.unwrap();
@@ -278,12 +285,12 @@ async fn wait_for_work_waits_when_idle_and_hands_over_what_it_receives() {
         "waited {waited:?} for 2 s"
     );
     // What a wait receives is kept for the next claim, out of others' reach.
-    let video = VideoId::new();
-    other.enqueue(due_now(video)).await.unwrap();
+    let task = crate::task();
+    other.enqueue(due_now(task.clone())).await.unwrap();
     queue.wait_for_work(PATIENCE).await;
     assert_eq!(other.claim("other", LONG).await.unwrap(), None);
     let lease = queue.claim("test", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(lease.map(|l| l.video), Some(video));
+    assert_eq!(lease.map(|l| l.task), Some(task));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
