@@ -91,7 +91,15 @@ impl ApiError {
     pub fn from_port(error: PortError, what: &str) -> Self {
         match error {
             PortError::NotFound => Self::not_found(what),
-            PortError::Conflict(message) => Self::conflict("conflict", message),
+            // The detail may be a database's own words: logged, never sent.
+            PortError::Conflict(detail) => {
+                tracing::info!(%detail, "conflict");
+                Self::conflict(
+                    "conflict",
+                    format!("the {what} conflicts with one that exists"),
+                )
+            }
+            PortError::Refused(message) => Self::conflict("invalid-state", message),
             PortError::InvalidTransition { from, to } => Self::conflict(
                 "invalid-state",
                 format!("the {what} is {from} and cannot become {to}"),

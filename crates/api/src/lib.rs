@@ -5,7 +5,8 @@
 //!   description (served at `/openapi.json`, rendered at `/docs`).
 //! - [`state`]: [`AppState`], what handlers share (ports as `Arc<dyn …>`, token keys, settings).
 //! - `routes/`: one module per resource: `auth` (accounts, tokens, API keys), `videos`
-//!   (create/list/show/delete/retry, SSE), `uploads` (resumable uploads: tus 1.0.0 on the
+//!   (create/list/show/delete/retry, SSE), `jobs` (run recipes over videos: create, list, show,
+//!   cancel, re-run a step, SSE, delete; the built-in recipes and operations), `uploads` (resumable uploads: tus 1.0.0 on the
 //!   upload core, `vidsnap-uploads`), `multipart` (direct multipart uploads to S3 through
 //!   presigned part URLs), `webhooks` (and their delivery log), `health`
 //!   (`/healthz`, `/readyz`, `/metrics`), `docs` (`/openapi.json`, `/docs`). Each handler carries
@@ -16,8 +17,8 @@
 //! - [`auth`]: the [`auth::Caller`] extractor, passwords, tokens, external identities.
 //! - [`error`]: [`ApiError`], the one error type at the edge.
 //! - [`cors`]: the CORS layer for browser clients on other origins (`api.cors_origins`).
-//! - [`upload`]: [`upload::QueueOnUpload`], the upload-complete -> queued link.
-//! - [`events`]: the in-process broadcast of video changes behind SSE.
+//! - [`events`]: the in-process broadcast of video and job changes behind SSE (the job
+//!   service's observer).
 
 pub mod auth;
 pub mod cors;
@@ -27,7 +28,6 @@ pub mod extract;
 mod openapi;
 mod routes;
 pub mod state;
-pub mod upload;
 
 use axum::{Router, http::StatusCode, middleware};
 use utoipa::OpenApi;
@@ -41,6 +41,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::auth::routes())
         .merge(routes::videos::routes())
+        .merge(routes::jobs::routes())
         .merge(routes::multipart::routes())
         .merge(routes::uploads::routes())
         .merge(routes::webhooks::routes())

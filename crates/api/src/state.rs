@@ -21,8 +21,6 @@ pub struct ApiSettings {
     pub upload_url_seconds: u64,
     /// How long a presigned download URL stays valid.
     pub download_url_seconds: u64,
-    /// Attempts before a video is dead (the worker enforces; the API reports).
-    pub max_attempts: u32,
     pub password_cost: PasswordCost,
     /// Access token lifetime.
     pub access_token_seconds: u64,
@@ -39,7 +37,6 @@ impl Default for ApiSettings {
         Self {
             upload_url_seconds: 3600,
             download_url_seconds: 3600,
-            max_attempts: 5,
             password_cost: PasswordCost::default(),
             access_token_seconds: 900,
             refresh_token_seconds: 30 * 24 * 3600,
@@ -116,6 +113,8 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub repo: Arc<dyn Repository>,
+    /// Creates, starts, changes jobs (and the jobs of `/v1/videos`).
+    pub jobs: vidsnap_jobs::JobService,
     pub queue: Arc<dyn JobQueue>,
     pub blobs: Arc<dyn BlobStore>,
     pub keys: TokenKeys,

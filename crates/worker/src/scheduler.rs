@@ -10,7 +10,8 @@ use std::{sync::Arc, time::Duration};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use vidsnap_domain::{BlobStore, JobQueue, NewJob, Repository};
+use vidsnap_domain::{BlobStore, JobId, JobQueue, NewTask, Repository};
+use vidsnap_jobs::JobService;
 use vidsnap_uploads::UploadCore;
 
 /// What the scheduler does and how often.
@@ -69,6 +70,7 @@ pub struct Scheduler {
     config: SchedulerConfig,
     repo: Arc<dyn Repository>,
     queue: Arc<dyn JobQueue>,
+    jobs: JobService,
     cleanup: Option<Cleanup>,
 }
 
@@ -88,11 +90,13 @@ impl Scheduler {
         config: SchedulerConfig,
         repo: Arc<dyn Repository>,
         queue: Arc<dyn JobQueue>,
+        jobs: JobService,
     ) -> Self {
         Self {
             config,
             repo,
             queue,
+            jobs,
             cleanup: None,
         }
     }
@@ -155,28 +159,49 @@ impl Scheduler {
         }
     }
 
-    /// Enqueues again the videos left `queued` without progress (a crash between a status
-    /// change and its enqueue). Harmless when a job still exists: processing is idempotent,
-    /// and the database queue keeps one pending job per video. Returns how many it enqueued.
+    /// Enqueues again the tasks of steps left `ready` without progress (a crash between the
+    /// change that made them ready and its enqueue), and makes the job of videos left `queued`
+    /// by a version before jobs. Harmless when the task is still queued: the database queue
+    /// keeps one per step, and a broker's duplicate is dropped by the worker as stale or busy.
+    /// Returns how many it enqueued.
     pub async fn requeue_lost_jobs(&self) -> u64 {
         let before = chrono::Utc::now() - Duration::from_secs(self.config.requeue_after_seconds);
+        let mut requeued = 0;
+        match self.repo.overdue_tasks(before, BATCH).await {
+            Ok(tasks) => {
+                for task in tasks {
+                    tracing::warn!(job = %task.job, step = %task.step, "ready without progress: enqueueing again");
+                    let new = NewTask {
+                        task: task.clone(),
+                        not_before: chrono::Utc::now(),
+                    };
+                    match self.queue.enqueue(new).await {
+                        Ok(()) => requeued += 1,
+                        Err(e) => tracing::warn!(job = %task.job, error = %e, "re-enqueue failed"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "sweeping ready steps failed"),
+        }
         let videos = match self.repo.stale_queued(before, BATCH).await {
             Ok(videos) => videos,
             Err(e) => {
                 tracing::warn!(error = %e, "sweeping queued videos failed");
-                return 0;
+                return requeued;
             }
         };
-        let mut requeued = 0;
-        for video in videos {
-            tracing::warn!(%video, "queued without progress: enqueueing again");
-            let job = NewJob {
-                video,
-                not_before: chrono::Utc::now(),
+        for id in videos {
+            let video = match self.repo.video(None, id).await {
+                Ok(video) => video,
+                Err(e) => {
+                    tracing::warn!(video = %id, error = %e, "reading a queued video failed");
+                    continue;
+                }
             };
-            match self.queue.enqueue(job).await {
-                Ok(()) => requeued += 1,
-                Err(e) => tracing::warn!(%video, error = %e, "re-enqueue failed"),
+            tracing::warn!(video = %id, "queued before jobs existed: making its job");
+            match self.jobs.create_for_video(JobId::new(), &video).await {
+                Ok(_) => requeued += 1,
+                Err(e) => tracing::warn!(video = %id, error = %e, "making its job failed"),
             }
         }
         requeued

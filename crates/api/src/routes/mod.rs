@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod docs;
 pub mod health;
+pub mod jobs;
 pub mod multipart;
 pub mod uploads;
 pub mod videos;

@@ -29,7 +29,6 @@ use crate::{
     extract::{ApiJson, ApiQuery},
     openapi::{ErrorBody, PresignedRequestDoc},
     routes::videos::{VideoView, owned, view},
-    upload::QueueOnUpload,
 };
 
 /// S3's limit on the parts of one upload.
@@ -291,8 +290,8 @@ async fn complete(
         })
         .collect();
     let key = video.source_key();
-    let size = match multipart.complete(&key, &request.upload_id, &parts).await {
-        Ok(size) => size,
+    match multipart.complete(&key, &request.upload_id, &parts).await {
+        Ok(_) => {}
         Err(PortError::Conflict(message)) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -303,21 +302,13 @@ async fn complete(
         // The store no longer knows the upload: completed by an earlier request whose queueing
         // failed (the blob is there), or never started, or aborted.
         Err(PortError::NotFound) => match state.blobs.size(&key).await {
-            Ok(size) => size,
+            Ok(_) => {}
             Err(PortError::NotFound) => return Err(ApiError::not_found("multipart upload")),
             Err(e) => return Err(ApiError::from_port(e, "video")),
         },
         Err(e) => return Err(ApiError::from_port(e, "video")),
     };
-    let listener = QueueOnUpload {
-        repo: state.repo.clone(),
-        queue: state.queue.clone(),
-        events: state.events.clone(),
-    };
-    let video = listener
-        .queue_video(&video, size)
-        .await
-        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let video = super::videos::queue_upload(&state, video).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(view(&state, video, false).await?),

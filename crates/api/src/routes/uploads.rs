@@ -34,7 +34,7 @@ use crate::{
     ApiError, AppState,
     auth::Caller,
     openapi::{ErrorBody, OctetStreamDoc},
-    routes::videos::{NewOptions, check_file_name, new_video, options},
+    routes::videos::{NewOptions, check_file_name, new_video, options, start_processing},
 };
 
 /// The protocol version this server speaks.
@@ -236,6 +236,7 @@ async fn create_upload(
         Some(_) => checksum(headers)?,
         None => None,
     };
+    let job_video = video.clone();
     let mut upload = core
         .create(NewUpload {
             video,
@@ -244,6 +245,8 @@ async fn create_upload(
         })
         .await
         .map_err(refusal)?;
+    // Before any byte is appended: the last one starts the job.
+    start_processing(state, &job_video).await?;
     metrics::counter!("vidsnap_videos_created_total").increment(1);
     if let Some(length) = with_body {
         // The upload exists whatever happens to its first piece: answer 201 with the offset

@@ -26,7 +26,6 @@ use crate::{
         ErrorBody, FailureDoc, FrameModeDoc, ImageFormatDoc, IntervalDoc, PresignedRequestDoc,
         StatusChangeDoc, VideoOptionsDoc, VideoStatusDoc,
     },
-    upload::QueueOnUpload,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -234,7 +233,19 @@ pub(crate) fn options(
     options
 }
 
-/// A new video of `owner`, waiting for its bytes.
+/// Stores the job that processes `video` once its bytes arrive (its id is `video.job`).
+pub(crate) async fn start_processing(state: &AppState, video: &Video) -> ApiResult<()> {
+    if let Some(job) = video.job {
+        state
+            .jobs
+            .create_for_video(job, video)
+            .await
+            .map_err(|e| ApiError::from_port(e, "video"))?;
+    }
+    Ok(())
+}
+
+/// A new video of `owner`, waiting for its bytes, with the id of the job that will process it.
 pub(crate) fn new_video(
     state: &AppState,
     owner: vidsnap_domain::UserId,
@@ -251,11 +262,13 @@ pub(crate) fn new_video(
         options,
         status: VideoStatus::AwaitingUpload,
         attempts: 0,
-        max_attempts: state.settings.max_attempts,
+        max_attempts: state.jobs.max_attempts(),
         cycle: 0,
         last_error: None,
         probe: None,
         outputs: None,
+        job: Some(vidsnap_domain::JobId::new()),
+        uploaded_at: None,
         created_at: now,
         updated_at: now,
     }
@@ -339,6 +352,7 @@ async fn create(
         .create_video(&video)
         .await
         .map_err(|e| ApiError::from_port(e, "video"))?;
+    start_processing(&state, &video).await?;
     let upload = state
         .blobs
         .presign_put(&video.source_key(), state.settings.upload_ttl())
@@ -514,6 +528,34 @@ async fn retry(
             ),
         ));
     }
+    let queued = match video.job {
+        Some(job) => {
+            let rerun = vidsnap_domain::Change::Rerun {
+                step: "frames".to_owned(),
+                op: None,
+            };
+            state
+                .jobs
+                .change(Some(caller.user), job, rerun)
+                .await
+                .map_err(|e| ApiError::from_port(e, "video"))?;
+            state
+                .repo
+                .video(Some(caller.user), video.id)
+                .await
+                .map_err(|e| ApiError::from_port(e, "video"))?
+        }
+        // Processed before jobs existed: a job of its own from now on.
+        None => legacy_retry(&state, video).await?,
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view(&state, queued, false).await?),
+    ))
+}
+
+/// The retry of a video processed before jobs existed: it gets its job, and a new cycle.
+async fn legacy_retry(state: &AppState, video: Video) -> ApiResult<Video> {
     let mut again = Transition::to(VideoStatus::Queued).reason("retry requested");
     again.new_cycle = true;
     let queued = state
@@ -521,19 +563,13 @@ async fn retry(
         .transition(video.id, again)
         .await
         .map_err(|e| ApiError::from_port(e, "video"))?;
-    state.events.publish(&queued);
     state
-        .queue
-        .enqueue(vidsnap_domain::NewJob {
-            video: queued.id,
-            not_before: Utc::now(),
-        })
+        .jobs
+        .create_for_video(vidsnap_domain::JobId::new(), &queued)
         .await
         .map_err(|e| ApiError::from_port(e, "video"))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(view(&state, queued, false).await?),
-    ))
+    state.events.publish(&queued);
+    Ok(queued)
 }
 
 /// Report an upload as complete
@@ -559,8 +595,8 @@ async fn uploaded(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<VideoView>)> {
     let video = owned(&state, caller, &id).await?;
-    let size = match state.blobs.size(&video.source_key()).await {
-        Ok(size) => size,
+    match state.blobs.size(&video.source_key()).await {
+        Ok(_) => {}
         Err(vidsnap_domain::PortError::NotFound) => {
             return Err(ApiError::conflict(
                 "upload-missing",
@@ -569,19 +605,25 @@ async fn uploaded(
         }
         Err(e) => return Err(ApiError::from_port(e, "video")),
     };
-    let listener = QueueOnUpload {
-        repo: state.repo.clone(),
-        queue: state.queue.clone(),
-        events: state.events.clone(),
-    };
-    let video = listener
-        .queue_video(&video, size)
-        .await
-        .map_err(|e| ApiError::from_port(e, "video"))?;
+    let video = queue_upload(&state, video).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(view(&state, video, false).await?),
     ))
+}
+
+/// Records the video's upload and starts what waited for it; the video as it is then.
+pub(crate) async fn queue_upload(state: &AppState, video: Video) -> ApiResult<Video> {
+    state
+        .jobs
+        .uploaded(&video)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    state
+        .repo
+        .video(None, video.id)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))
 }
 
 /// How often an SSE stream re-reads the video, to see changes made by other processes.
@@ -664,7 +706,7 @@ async fn events(
 
 /// A stream fed by a task: the producer sends into a bounded channel, the stream ends when the
 /// producer returns or the client goes away (the send fails and the producer stops).
-fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
+pub(crate) fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

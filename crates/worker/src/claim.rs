@@ -1,13 +1,18 @@
-//! The worker pool: `concurrency` loops that claim jobs, heartbeat them and shut down gracefully.
+//! The worker pool: `concurrency` loops that claim tasks and run each in a task of its own (the
+//! panic boundary: a panicking step fails its attempt, and the slot lives on), heartbeat them and
+//! shut down gracefully.
 
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use vidsnap_domain::{BlobStore, JobQueue, Lease, PortError, Repository, Video};
-use vidsnap_media::MediaEngine;
+use tokio_util::{
+    sync::CancellationToken,
+    task::{AbortOnDropHandle, TaskTracker},
+};
+use vidsnap_domain::{BlobStore, JobQueue, Lease, PortError};
+use vidsnap_jobs::JobService;
 
-use crate::backoff::Backoff;
+use crate::{backoff::Backoff, step::StepRunner};
 
 /// How workers behave.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,8 +26,12 @@ pub struct WorkerConfig {
     pub idle_poll_seconds: f64,
     /// On shutdown, running jobs may finish within this; then they are handed back.
     pub shutdown_grace_seconds: u64,
-    /// Attempts before a video is `dead`.
+    /// Attempts before a step is `dead`, where its recipe sets none (also the `max_attempts`
+    /// of `/v1/videos`): the one retry limit, copied into each step when its job is created.
     pub max_attempts: u32,
+    /// How often a running step tells the database it is alive, with its progress: a cancel is
+    /// noticed within this.
+    pub step_heartbeat_seconds: f64,
     pub backoff: Backoff,
 }
 
@@ -34,23 +43,20 @@ impl Default for WorkerConfig {
             idle_poll_seconds: 2.0,
             shutdown_grace_seconds: 20,
             max_attempts: 5,
+            step_heartbeat_seconds: 2.0,
             backoff: Backoff::default(),
         }
     }
 }
 
-/// Called after every status change the worker makes (the API streams them over SSE).
-pub type ChangeHook = Arc<dyn Fn(&Video) + Send + Sync>;
-
-/// Processes videos from the queue.
+/// Runs steps from the queue.
 pub struct Worker {
     pub(crate) id: String,
     pub(crate) config: WorkerConfig,
-    pub(crate) repo: Arc<dyn Repository>,
+    pub(crate) jobs: JobService,
     pub(crate) queue: Arc<dyn JobQueue>,
     pub(crate) blobs: Arc<dyn BlobStore>,
-    pub(crate) media: MediaEngine,
-    pub(crate) on_change: ChangeHook,
+    pub(crate) runner: Arc<dyn StepRunner>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -65,21 +71,19 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     pub fn new(
         config: WorkerConfig,
-        repo: Arc<dyn Repository>,
+        jobs: JobService,
         queue: Arc<dyn JobQueue>,
         blobs: Arc<dyn BlobStore>,
-        media: MediaEngine,
-        on_change: ChangeHook,
+        runner: Arc<dyn StepRunner>,
     ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         Self {
             id: format!("{host}-{}", std::process::id()),
             config,
-            repo,
+            jobs,
             queue,
             blobs,
-            media,
-            on_change,
+            runner,
         }
     }
 
@@ -96,7 +100,7 @@ impl Worker {
         for slot in 0..self.config.concurrency.max(1) {
             let worker = Arc::clone(&self);
             let (shutdown, abort) = (shutdown.clone(), abort.clone());
-            tracker.spawn(async move { worker.claim_loop(slot, shutdown, abort).await });
+            tracker.spawn(worker.claim_loop(slot, shutdown, abort));
         }
         tracker.close();
         shutdown.cancelled().await;
@@ -108,12 +112,17 @@ impl Worker {
         }
     }
 
-    async fn claim_loop(&self, slot: usize, shutdown: CancellationToken, abort: CancellationToken) {
+    async fn claim_loop(
+        self: Arc<Self>,
+        slot: usize,
+        shutdown: CancellationToken,
+        abort: CancellationToken,
+    ) {
         let idle = Duration::from_secs_f64(self.config.idle_poll_seconds.max(0.01));
         let name = format!("{}/{slot}", self.id);
         while !shutdown.is_cancelled() {
             match self.queue.claim(&name, self.lease()).await {
-                Ok(Some(lease)) => self.run_job(lease, &abort).await,
+                Ok(Some(lease)) => Arc::clone(&self).run_task(lease, &abort).await,
                 Ok(None) => {
                     tokio::select! {
                         () = self.queue.wait_for_work(idle) => {}
@@ -131,30 +140,45 @@ impl Worker {
         }
     }
 
-    /// Runs one job with a heartbeat; a lost lease cancels it.
-    async fn run_job(&self, lease: Lease, abort: &CancellationToken) {
+    /// Runs one task in a task of its own, with a queue heartbeat. A panic inside ends the
+    /// attempt as a failure (retried); the heartbeat is dropped with the task either way, so a
+    /// crashed step never keeps its lease alive.
+    async fn run_task(self: Arc<Self>, lease: Lease, abort: &CancellationToken) {
         let lost = CancellationToken::new();
         let heartbeat = {
             let (queue, lease, lost) = (Arc::clone(&self.queue), lease.clone(), lost.clone());
             let every = self.lease() / 3;
             let extend = self.lease();
-            tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
                     match queue.heartbeat(&lease, extend).await {
                         Ok(()) => {}
                         Err(PortError::LeaseLost) => {
-                            tracing::warn!(job = %lease.job, "lease lost: stopping the job");
+                            tracing::warn!(task = %lease.id, "lease lost: stopping the step");
                             lost.cancel();
                             return;
                         }
                         // The lease still has two thirds to run: try again next beat.
-                        Err(e) => tracing::warn!(job = %lease.job, error = %e, "heartbeat failed"),
+                        Err(e) => tracing::warn!(task = %lease.id, error = %e, "heartbeat failed"),
                     }
                 }
-            })
+            }))
         };
-        self.process(&lease, abort, &lost).await;
-        heartbeat.abort();
+        let run = {
+            let (worker, lease, abort, lost) =
+                (Arc::clone(&self), lease.clone(), abort.clone(), lost.clone());
+            tokio::spawn(async move { worker.process(&lease, &abort, &lost).await })
+        };
+        if let Err(error) = run.await {
+            drop(heartbeat);
+            let why = if error.is_panic() {
+                "the step panicked"
+            } else {
+                "the step was cancelled"
+            };
+            tracing::error!(job = %lease.task.job, step = %lease.task.step, "{why}: failing the attempt");
+            self.panicked(&lease, why).await;
+        }
     }
 }

@@ -1,0 +1,350 @@
+//! [`JobService`]: the use cases over `Repository` and `JobQueue`.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::{Value, json};
+use vidsnap_domain::{
+    Change, Job, JobId, JobInput, JobQueue, JobUpdate, NewTask, PortError, PortResult, Problems,
+    RecipeDoc, Repository, Task, UploadListener, UploadOutcome, UserId, Video, VideoId,
+    VideoOptions, VideoStatus, recipe,
+};
+
+use crate::JobError;
+
+/// Told after every change the service makes, for live views (the API's event streams). Called
+/// after the change committed; must not block.
+pub trait Observer: Send + Sync {
+    fn job(&self, _job: &Job) {}
+    fn video(&self, _video: &Video) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// Where a job's recipe comes from.
+#[derive(Debug, Clone)]
+pub enum RecipeSource {
+    /// A built-in recipe (`GET /v1/recipes`).
+    Named(String),
+    /// A document sent with the request.
+    Doc(RecipeDoc),
+}
+
+/// The job use cases. Cheap to clone; one per process.
+#[derive(Clone)]
+pub struct JobService {
+    repo: Arc<dyn Repository>,
+    queue: Arc<dyn JobQueue>,
+    /// Attempts per step where the recipe sets none.
+    max_attempts: u32,
+    observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for JobService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobService")
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobService {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        queue: Arc<dyn JobQueue>,
+        max_attempts: u32,
+        observer: Arc<dyn Observer>,
+    ) -> Self {
+        Self {
+            repo,
+            queue,
+            max_attempts: max_attempts.clamp(1, recipe::MAX_ATTEMPTS),
+            observer,
+        }
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    pub fn repo(&self) -> &Arc<dyn Repository> {
+        &self.repo
+    }
+
+    /// Checks the recipe with `params` against the named `inputs` (the owner's videos), stores
+    /// the job and queues its first steps (or leaves them waiting for their uploads).
+    pub async fn create(
+        &self,
+        owner: UserId,
+        source: RecipeSource,
+        params: Value,
+        inputs: BTreeMap<String, VideoId>,
+    ) -> Result<Job, JobError> {
+        let (doc, name) = match source {
+            RecipeSource::Named(name) => match recipe::builtin(&name) {
+                Some(doc) => (doc, Some(name)),
+                None => {
+                    let known: Vec<String> =
+                        recipe::builtins().into_iter().filter_map(|r| r.name).collect();
+                    return Err(JobError::Invalid(Problems::one(
+                        "recipe_name",
+                        format!("no built-in recipe {name:?}: use {}", known.join(", ")),
+                    )));
+                }
+            },
+            RecipeSource::Doc(doc) => (doc, None),
+        };
+        let mut problems = Problems::default();
+        let checked = doc.check(&params).map_err(|p| {
+            // Parameter problems are the request's; the rest are the recipe document's.
+            let (request, document): (Vec<_>, Vec<_>) = p
+                .into_fields()
+                .into_iter()
+                .partition(|(path, _)| path.starts_with("params"));
+            let mut all = Problems::default();
+            for (path, message) in request {
+                all.add(path, message);
+            }
+            let prefix = if name.is_some() { "recipe_name." } else { "recipe." };
+            for (path, message) in document {
+                all.add(format!("{prefix}{path}"), message);
+            }
+            all
+        });
+        let recipe = match checked {
+            Ok(recipe) => Some(recipe),
+            Err(p) => {
+                problems.merge(p);
+                None
+            }
+        };
+
+        let mut job_inputs = BTreeMap::new();
+        let wanted = recipe.as_ref().map_or(doc.inputs.clone(), |r| r.inputs.clone());
+        for input in &wanted {
+            if !inputs.contains_key(input) {
+                problems.add(format!("inputs.{input}"), "required: a video id");
+            }
+        }
+        for (name, &id) in &inputs {
+            if !wanted.contains(name) {
+                problems.add(
+                    format!("inputs.{name}"),
+                    format!("the recipe has no input {name:?}: it takes {}", wanted.join(", ")),
+                );
+                continue;
+            }
+            match self.repo.video(Some(owner), id).await {
+                Ok(video) => {
+                    job_inputs.insert(
+                        name.clone(),
+                        JobInput {
+                            video: id,
+                            uploaded: is_uploaded(&video),
+                        },
+                    );
+                }
+                Err(PortError::NotFound) => {
+                    problems.add(format!("inputs.{name}"), "no such video")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(recipe) = recipe.filter(|_| problems.is_empty()) else {
+            return Err(JobError::Invalid(problems));
+        };
+        let (job, applied) = Job::new(
+            JobId::new(),
+            owner,
+            name,
+            recipe,
+            params,
+            job_inputs,
+            None,
+            self.max_attempts,
+            Utc::now(),
+        );
+        self.repo.create_job(&job, &applied.events).await?;
+        self.enqueue(&applied.tasks).await;
+        self.observer.job(&job);
+        // An upload that completed between the check above and the insert found no job
+        // waiting for it: look again now that the job is stored.
+        let mut job = job;
+        for (name, input) in job.inputs.clone() {
+            if input.uploaded {
+                continue;
+            }
+            let video = self.repo.video(None, input.video).await?;
+            if is_uploaded(&video) {
+                tracing::debug!(job = %job.id, input = %name, "uploaded meanwhile");
+                job = self
+                    .change(None, job.id, Change::InputUploaded { video: video.id })
+                    .await?
+                    .job;
+            }
+        }
+        Ok(job)
+    }
+
+    /// The job `/v1/videos` runs for `video` (stored with `video.job` set to `id`): frames with
+    /// the video's options, artefacts beside the video. Its steps wait for the upload.
+    pub async fn create_for_video(&self, id: JobId, video: &Video) -> PortResult<Job> {
+        let job = video_job(id, video);
+        let (job, applied) = job?;
+        self.repo.create_job(&job, &applied.events).await?;
+        self.enqueue(&applied.tasks).await;
+        Ok(job)
+    }
+
+    /// Records that `video`'s bytes are stored and starts what waited for them: its
+    /// `/v1/videos` job and any job reading it. Idempotent: a repeated notification (an S3
+    /// event and the client's own report, moto's two events for one multipart upload) finds
+    /// the video already uploaded and changes nothing.
+    pub async fn uploaded(&self, video: &Video) -> PortResult<UploadOutcome> {
+        if is_uploaded(video) {
+            return Ok(UploadOutcome::Duplicate);
+        }
+        if !self.repo.mark_uploaded(video.id).await? {
+            return Ok(UploadOutcome::Duplicate);
+        }
+        let mut waiting = self.repo.jobs_waiting_for(video.id).await?;
+        if let Some(own) = video.job {
+            // Its own job first: the video's status follows it.
+            waiting.retain(|id| *id != own);
+            waiting.insert(0, own);
+        }
+        for id in waiting {
+            match self
+                .change(None, id, Change::InputUploaded { video: video.id })
+                .await
+            {
+                Ok(_) | Err(PortError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if video.job.is_none() {
+            let video = self.repo.video(None, video.id).await?;
+            self.observer.video(&video);
+        }
+        Ok(UploadOutcome::Queued)
+    }
+
+    /// Applies `change` to job `id` (scoped to `owner` for users), then queues what it made
+    /// ready and tells the observer.
+    pub async fn change(
+        &self,
+        owner: Option<UserId>,
+        id: JobId,
+        change: Change,
+    ) -> PortResult<JobUpdate> {
+        let update = self.repo.change_job(owner, id, change).await?;
+        self.enqueue(&update.applied.tasks).await;
+        if !update.applied.events.is_empty() {
+            self.observer.job(&update.job);
+        }
+        if let Some(video) = update.job.video
+            && !update.applied.video.is_empty()
+        {
+            match self.repo.video(None, video).await {
+                Ok(video) => self.observer.video(&video),
+                Err(e) => tracing::debug!(%video, error = %e, "cannot read the video back"),
+            }
+        }
+        Ok(update)
+    }
+
+    /// Queues tasks. A failed enqueue is logged, not returned: the change that made the task
+    /// ready is committed, and the scheduler's sweep (`Jobs::overdue_tasks`) queues it again.
+    pub async fn enqueue(&self, tasks: &[(Task, chrono::DateTime<Utc>)]) {
+        for (task, at) in tasks {
+            let new = NewTask {
+                task: task.clone(),
+                not_before: *at,
+            };
+            if let Err(e) = self.queue.enqueue(new).await {
+                tracing::warn!(job = %task.job, step = %task.step, error = %e, "enqueue failed; the sweep will queue it again");
+            }
+        }
+    }
+}
+
+/// Whether a video's bytes are stored (videos from before jobs have no `uploaded_at` but a
+/// status past `awaiting_upload`).
+fn is_uploaded(video: &Video) -> bool {
+    video.uploaded_at.is_some() || video.status != VideoStatus::AwaitingUpload
+}
+
+/// The `/v1/videos` job of `video`: one `frames` step with its options, the manifest and frames
+/// kept inside the zip (the folder beside the video holds the zip and the thumbnail only).
+pub fn video_job(id: JobId, video: &Video) -> PortResult<(Job, vidsnap_domain::Applied)> {
+    let doc = frames_doc(&video.options);
+    let recipe = doc
+        .check(&Value::Null)
+        .map_err(|p| PortError::Refused(format!("the video's options: {p}")))?;
+    let inputs = BTreeMap::from([(
+        "video".to_owned(),
+        JobInput {
+            video: video.id,
+            uploaded: is_uploaded(video),
+        },
+    )]);
+    Ok(Job::new(
+        id,
+        video.owner,
+        Some("frames".to_owned()),
+        recipe,
+        Value::Null,
+        inputs,
+        Some(video.id),
+        video.max_attempts.max(1),
+        Utc::now(),
+    ))
+}
+
+fn frames_doc(options: &VideoOptions) -> RecipeDoc {
+    let doc = json!({
+        "name": "frames",
+        "steps": [{
+            "name": "frames",
+            "op": "frames",
+            "options": {
+                "every": options.every.seconds(),
+                "mode": options.mode.as_str(),
+                "format": options.format.extension(),
+                "images": false
+            }
+        }]
+    });
+    serde_json::from_value(doc).unwrap_or_else(|e| unreachable!("the frames recipe: {e}"))
+}
+
+#[async_trait]
+impl UploadListener for JobService {
+    /// Keys are `{user}/{video}/{file_name}`; anything else is not an upload of ours.
+    async fn uploaded(&self, key: &str, _size: u64) -> PortResult<UploadOutcome> {
+        // Resumable uploads stage pieces under `.uploads/{upload}/` (vidsnap-storage's S3
+        // staging writes an object per piece): their events are not uploads, nor unknown keys.
+        if key.starts_with(".uploads/") {
+            return Ok(UploadOutcome::NotAnUpload);
+        }
+        let mut parts = key.splitn(3, '/');
+        let (Some(_user), Some(video), Some(file)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(PortError::NotFound);
+        };
+        let id: VideoId = video.parse().map_err(|_| PortError::NotFound)?;
+        let video = self.repo.video(None, id).await?;
+        if file.is_empty() || !key.starts_with(&format!("{}/", video.owner)) {
+            return Err(PortError::NotFound);
+        }
+        if video.source_key() != key {
+            return Ok(UploadOutcome::NotAnUpload);
+        }
+        JobService::uploaded(self, &video).await
+    }
+}
