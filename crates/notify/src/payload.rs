@@ -1,9 +1,11 @@
 //! What the e-mails need from an event payload, read tolerantly.
 //!
-//! The payload is written by the repository when the outcome is recorded:
-//! `{"id", "type", "created_at", "video": {"id", "file_name", "status", "attempts",
-//! "last_error": {"code", "message"} | null, "outputs": {...} | null}}`. An older or newer shape
-//! must still produce an e-mail, so every field is optional here and a wrong type reads as absent.
+//! The payload is written by the repository when the outcome is recorded (the typed bodies of
+//! `vidsnap_domain::events`): `{"id", "type", "version", "created_at", "video": {"id",
+//! "file_name", "status", "attempts", "last_error": {"code", "message"} | null, "outputs": {...}
+//! | null}}` for `video.*`, `{…, "job": {"id", "recipe_name", "status", "steps": [{"name",
+//! "status", "attempts", "last_error", "artefacts"}]}}` for `job.*`. An older or newer shape must
+//! still produce an e-mail, so every field is optional here and a wrong type reads as absent.
 
 use serde_json::Value;
 
@@ -16,6 +18,12 @@ pub(crate) struct EventFacts {
     pub frames: Option<u64>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    pub job_id: Option<String>,
+    pub recipe_name: Option<String>,
+    /// The first step that did not succeed, for job failures.
+    pub failed_step: Option<String>,
+    /// Steps and how many succeeded.
+    pub steps: Option<(u64, u64)>,
 }
 
 impl EventFacts {
@@ -29,8 +37,28 @@ impl EventFacts {
                 .map(str::to_owned)
         };
         let field = |name: &str| video.and_then(|v| v.get(name));
-        let last_error = field("last_error");
+        let job = payload.get("job");
+        let steps = job.and_then(|j| j.get("steps")).and_then(Value::as_array);
+        let failed = steps.and_then(|steps| {
+            steps.iter().find(|s| {
+                matches!(
+                    s.get("status").and_then(Value::as_str),
+                    Some("failed" | "dead")
+                )
+            })
+        });
+        let last_error = field("last_error").or_else(|| failed.and_then(|s| s.get("last_error")));
         Self {
+            job_id: text(job.and_then(|j| j.get("id"))),
+            recipe_name: text(job.and_then(|j| j.get("recipe_name"))),
+            failed_step: text(failed.and_then(|s| s.get("name"))),
+            steps: steps.map(|steps| {
+                let ok = steps
+                    .iter()
+                    .filter(|s| s.get("status").and_then(Value::as_str) == Some("succeeded"))
+                    .count();
+                (steps.len() as u64, ok as u64)
+            }),
             video_id: text(field("id")),
             file_name: text(field("file_name")),
             attempts: field("attempts").and_then(Value::as_u64),

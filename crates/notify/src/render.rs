@@ -29,10 +29,15 @@ pub fn render(event: EventType, payload: &Value) -> Email {
     let (subject, lines) = match event {
         EventType::VideoSucceeded => succeeded(&facts),
         EventType::VideoDead => dead(&facts),
+        EventType::JobSucceeded => job_succeeded(&facts),
+        EventType::JobFailed | EventType::JobDead => job_failed(&facts),
     };
     let mut lines = lines;
     if let Some(id) = &facts.video_id {
         lines.push(vec![Piece::Plain("Video id: "), Piece::Code(id.clone())]);
+    }
+    if let Some(id) = &facts.job_id {
+        lines.push(vec![Piece::Plain("Job id: "), Piece::Code(id.clone())]);
     }
 
     let mut text = String::from("Hello,\n\n");
@@ -113,6 +118,48 @@ fn dead(facts: &EventFacts) -> (String, Vec<Vec<Piece>>) {
         Some(n) if n > 1 => first.push(Piece::Text(format!(" ({n} attempts)."))),
         _ => first.push(Piece::Plain(".")),
     }
+    let error = error_line(facts);
+    (subject, vec![first, error])
+}
+
+fn job_named(facts: &EventFacts) -> (String, Vec<Piece>) {
+    match &facts.recipe_name {
+        Some(name) => (
+            format!("Your {} job", subject_safe(name)),
+            vec![Piece::Plain("Your job "), Piece::Name(name.clone())],
+        ),
+        None => ("Your job".to_owned(), vec![Piece::Plain("Your job")]),
+    }
+}
+
+fn job_succeeded(facts: &EventFacts) -> (String, Vec<Vec<Piece>>) {
+    let (subject, mut first) = job_named(facts);
+    first.push(Piece::Plain(" finished"));
+    match facts.steps {
+        Some((1, _)) => first.push(Piece::Plain(": its step succeeded.")),
+        Some((n, _)) => first.push(Piece::Text(format!(": all {n} steps succeeded."))),
+        None => first.push(Piece::Plain(".")),
+    }
+    (format!("{subject} finished"), vec![first])
+}
+
+fn job_failed(facts: &EventFacts) -> (String, Vec<Vec<Piece>>) {
+    let (subject, mut first) = job_named(facts);
+    first.push(Piece::Plain(" could not finish"));
+    match &facts.failed_step {
+        Some(step) => {
+            first.push(Piece::Plain(": step "));
+            first.push(Piece::Name(step.clone()));
+            first.push(Piece::Plain(" did not succeed."));
+        }
+        None => first.push(Piece::Plain(".")),
+    }
+    let error = error_line(facts);
+    (format!("{subject} could not finish"), vec![first, error])
+}
+
+/// `Error: code — message`, with whatever the payload said.
+fn error_line(facts: &EventFacts) -> Vec<Piece> {
     let mut error = vec![Piece::Plain("Error: ")];
     match (&facts.error_code, &facts.error_message) {
         (Some(code), Some(message)) => {
@@ -124,7 +171,7 @@ fn dead(facts: &EventFacts) -> (String, Vec<Vec<Piece>>) {
         (None, Some(message)) => error.push(Piece::Text(message.clone())),
         (None, None) => error.push(Piece::Plain("no details were recorded.")),
     }
-    (subject, vec![first, error])
+    error
 }
 
 fn video_named(facts: &EventFacts) -> Vec<Piece> {
@@ -166,6 +213,27 @@ mod tests {
     use super::*;
 
     const EVIL: &str = "<script>alert(1)</script>&.mp4";
+
+    #[test]
+    fn job_failures_name_the_step_and_its_error() {
+        let email = render(
+            EventType::JobDead,
+            &json!({"type": "job.dead", "job": {"id": "j1", "recipe_name": "preview",
+                "steps": [
+                    {"name": "probe", "status": "succeeded"},
+                    {"name": "frames", "status": "dead", "last_error": {"code": "timeout", "message": EVIL}}
+                ]}}),
+        );
+        assert!(email.subject.contains("preview"), "{}", email.subject);
+        assert!(email.text.contains("\"frames\""), "{}", email.text);
+        assert!(email.text.contains("timeout"));
+        assert!(!email.html.contains("<script>"), "escaped: {}", email.html);
+        let done = render(
+            EventType::JobSucceeded,
+            &json!({"job": {"steps": [{"status": "succeeded"}, {"status": "succeeded"}]}}),
+        );
+        assert!(done.text.contains("all 2 steps"), "{}", done.text);
+    }
 
     #[test]
     fn escaping_covers_the_five_characters() {

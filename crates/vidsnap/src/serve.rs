@@ -7,10 +7,8 @@ use std::{path::Path, sync::Arc, time::Duration};
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use vidsnap_api::{
-    AppState, ReadinessChecks, Shared, auth::tokens::TokenKeys, events::VideoEvents,
-    upload::QueueOnUpload,
-};
+use vidsnap_api::{AppState, ReadinessChecks, Shared, auth::tokens::TokenKeys, events::VideoEvents};
+use vidsnap_jobs::JobService;
 use vidsnap_db::{PgStore, SqliteStore};
 use vidsnap_domain::{BlobStore, JobQueue, Repository, UploadStaging, ports::DirectMultipart};
 use vidsnap_media::{ExtractorCommand, MediaEngine};
@@ -70,11 +68,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let events = VideoEvents::default();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let on_upload = Arc::new(QueueOnUpload {
-        repo: repo.clone(),
-        queue: queue.clone(),
-        events: events.clone(),
-    });
+    let jobs = JobService::new(
+        repo.clone(),
+        queue.clone(),
+        config.worker.max_attempts,
+        Arc::new(events.clone()),
+    );
+    let on_upload = Arc::new(jobs.clone());
     let uploads = Some(UploadCore::new(
         repo.clone(),
         staging,
@@ -107,17 +107,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             media_config.temp_dir = Some(scratch);
         }
         let media = MediaEngine::new(media_config, extractor);
-        let on_change = {
-            let events = events.clone();
-            Arc::new(move |video: &vidsnap_domain::Video| events.publish(video))
-        };
         let worker = Arc::new(Worker::new(
             config.worker.clone(),
-            repo.clone(),
+            jobs.clone(),
             queue.clone(),
             blobs.clone(),
-            media,
-            on_change,
+            Arc::new(media),
         ));
         tasks.spawn(worker.run(shutdown.clone()));
 
@@ -130,7 +125,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let runs_scheduler = role.runs_scheduler() || config.scheduler.enabled;
     if runs_scheduler {
-        let scheduler = Scheduler::new(config.scheduler.clone(), repo.clone(), queue.clone())
+        let scheduler = Scheduler::new(
+            config.scheduler.clone(),
+            repo.clone(),
+            queue.clone(),
+            jobs.clone(),
+        )
             .with_cleanup(uploads.clone(), blobs.clone(), config.api.upload_ttl());
         tasks.spawn(scheduler.run(shutdown.clone()));
     }
@@ -157,6 +157,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let state = AppState::new(Shared {
         repo: repo.clone(),
+        jobs,
         queue: queue.clone(),
         blobs,
         keys: TokenKeys::new(
