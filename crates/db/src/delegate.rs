@@ -1,11 +1,61 @@
 //! The port traits on every SQL backend, each method handed to the dialect module that owns its
 //! tables. The delegation is the same for every dialect, so it is written once here.
 
-/// Implements `Repository` and `JobQueue` for `$store` by calling the functions of the dialect's
-/// `accounts`, `videos`, `notifications`, `uploads` and `queue` modules, which must be in scope (with the
-/// domain types the signatures name) where it is invoked.
+/// Implements `Jobs`, `Repository` and `JobQueue` for `$store` by calling the functions of the
+/// dialect's `accounts`, `videos`, `jobs`, `notifications`, `uploads` and `queue` modules, which
+/// must be in scope (with the domain types the signatures name) where it is invoked.
 macro_rules! delegate_ports {
     ($store:ty) => {
+        #[async_trait]
+        impl Jobs for $store {
+            async fn create_job(&self, job: &Job, events: &[StepEvent]) -> PortResult<()> {
+                jobs::create_job(self, job, events).await
+            }
+
+            async fn job(&self, owner: Option<UserId>, id: JobId) -> PortResult<Job> {
+                jobs::job(self, owner, id).await
+            }
+
+            async fn jobs(
+                &self,
+                owner: UserId,
+                status: Option<JobStatus>,
+                cursor: Option<&str>,
+                limit: u32,
+            ) -> PortResult<Page<Job>> {
+                jobs::jobs(self, owner, status, cursor, limit).await
+            }
+
+            async fn job_events(&self, id: JobId) -> PortResult<Vec<StepEvent>> {
+                jobs::job_events(self, id).await
+            }
+
+            async fn change_job(
+                &self,
+                owner: Option<UserId>,
+                id: JobId,
+                change: Change,
+            ) -> PortResult<JobUpdate> {
+                jobs::change_job(self, owner, id, change).await
+            }
+
+            async fn jobs_waiting_for(&self, video: VideoId) -> PortResult<Vec<JobId>> {
+                jobs::jobs_waiting_for(self, video).await
+            }
+
+            async fn overdue_tasks(
+                &self,
+                before: DateTime<Utc>,
+                limit: u32,
+            ) -> PortResult<Vec<Task>> {
+                jobs::overdue_tasks(self, before, limit).await
+            }
+
+            async fn delete_job(&self, owner: UserId, id: JobId) -> PortResult<Job> {
+                jobs::delete_job(self, owner, id).await
+            }
+        }
+
         #[async_trait]
         impl Repository for $store {
             async fn ping(&self) -> PortResult<()> {
@@ -92,6 +142,10 @@ macro_rules! delegate_ports {
                 videos::transition(self, id, transition).await
             }
 
+            async fn mark_uploaded(&self, id: VideoId) -> PortResult<bool> {
+                videos::mark_uploaded(self, id).await
+            }
+
             async fn delete_video(&self, owner: UserId, id: VideoId) -> PortResult<Video> {
                 videos::delete_video(self, owner, id).await
             }
@@ -102,7 +156,7 @@ macro_rules! delegate_ports {
 
             async fn stale_queued(
                 &self,
-                before: chrono::DateTime<chrono::Utc>,
+                before: DateTime<Utc>,
                 limit: u32,
             ) -> PortResult<Vec<VideoId>> {
                 videos::stale_queued(self, before, limit).await
@@ -251,8 +305,8 @@ macro_rules! delegate_ports {
 
         #[async_trait]
         impl JobQueue for $store {
-            async fn enqueue(&self, job: NewJob) -> PortResult<()> {
-                queue::enqueue(self, job).await
+            async fn enqueue(&self, task: NewTask) -> PortResult<()> {
+                queue::enqueue(self, task).await
             }
 
             async fn claim(&self, worker: &str, lease: Duration) -> PortResult<Option<Lease>> {

@@ -1,9 +1,12 @@
 //! What a terminal outcome owes, independent of the SQL dialect: the channels to notify and the
-//! event body they all receive.
+//! event body they all receive, for a video (`video.*`) or a job (`job.*`).
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
-use vidsnap_domain::{Channel, EventType, NotificationId, Video, VideoStatus, Webhook};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use vidsnap_domain::{
+    Channel, EventType, Job, JobEvent, JobId, NotificationId, PortError, PortResult, UserId, Video,
+    VideoEvent, VideoId, VideoStatus, Webhook,
+};
 
 /// The event announced on entering `status`, if it is terminal.
 pub(crate) fn event_for(status: VideoStatus) -> Option<EventType> {
@@ -11,6 +14,60 @@ pub(crate) fn event_for(status: VideoStatus) -> Option<EventType> {
         VideoStatus::Succeeded => Some(EventType::VideoSucceeded),
         VideoStatus::Dead => Some(EventType::VideoDead),
         _ => None,
+    }
+}
+
+/// What an outcome is about: the notification row names exactly one of the two.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Subject<'a> {
+    Video(&'a Video),
+    Job(&'a Job),
+}
+
+impl Subject<'_> {
+    pub(crate) fn owner(self) -> UserId {
+        match self {
+            Self::Video(video) => video.owner,
+            Self::Job(job) => job.owner,
+        }
+    }
+
+    /// Each cycle's outcome is announced once.
+    pub(crate) fn cycle(self) -> u32 {
+        match self {
+            Self::Video(video) => video.cycle,
+            Self::Job(job) => job.cycle,
+        }
+    }
+
+    pub(crate) fn video(self) -> Option<VideoId> {
+        match self {
+            Self::Video(video) => Some(video.id),
+            Self::Job(_) => None,
+        }
+    }
+
+    pub(crate) fn job(self) -> Option<JobId> {
+        match self {
+            Self::Video(_) => None,
+            Self::Job(job) => Some(job.id),
+        }
+    }
+
+    /// The event body as stored, frozen when the outcome is recorded. Its `id` is the
+    /// notification's, so a receiver can match a delivery in the log and deduplicate
+    /// redeliveries.
+    pub(crate) fn body(
+        self,
+        id: NotificationId,
+        event: EventType,
+        at: DateTime<Utc>,
+    ) -> PortResult<String> {
+        let body = match self {
+            Self::Video(video) => serde_json::to_string(&VideoEvent::new(id, event, at, video)),
+            Self::Job(job) => serde_json::to_string(&JobEvent::new(id, event, at, job)),
+        };
+        body.map_err(|e| PortError::Unavailable(format!("cannot encode an event: {e}")))
     }
 }
 
@@ -35,25 +92,15 @@ pub(crate) fn channels(email: &str, hooks: &[Webhook]) -> Vec<(Channel, String)>
     owed
 }
 
-/// The event body, frozen when the outcome is recorded. Its `id` is the notification's, so a
-/// receiver can match a delivery in the log and deduplicate redeliveries.
-pub(crate) fn body(
-    id: NotificationId,
-    event: EventType,
-    created_at: DateTime<Utc>,
-    video: &Video,
-) -> Value {
-    json!({
-        "id": id,
-        "type": event.as_str(),
-        "created_at": created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "video": {
-            "id": video.id,
-            "file_name": video.file_name,
-            "status": video.status,
-            "attempts": video.attempts,
-            "last_error": video.last_error,
-            "outputs": video.outputs,
-        },
-    })
+/// The video a job notification reports as its `Notification::video`, which the domain type
+/// requires although a job's subject is the job: its first input (inputs are ordered by name, in
+/// the job and in its frozen body alike). Read from the body, which is all the row keeps of it.
+pub(crate) fn job_event_video(payload: &Value) -> Option<VideoId> {
+    payload["job"]["inputs"]
+        .as_object()?
+        .values()
+        .next()?
+        .as_str()?
+        .parse()
+        .ok()
 }

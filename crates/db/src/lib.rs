@@ -30,10 +30,12 @@ pub mod contract;
 mod delegate;
 mod error;
 mod event;
+mod jobs;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "contract")]
 pub mod testing;
+mod transition;
 
 pub use error::OpenError;
 pub use postgres::PgStore;

@@ -6,12 +6,12 @@ use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{Decode, Postgres, Row, Type, postgres::PgRow};
 use uuid::Uuid;
 use vidsnap_domain::{
-    ApiKey, ApiKeyId, Channel, DeliveryStatus, EventType, Notification, NotificationId, PortError,
-    PortResult, StatusChange, Upload, UploadId, User, UserId, Video, VideoId, VideoStatus, Webhook,
-    WebhookId,
+    ApiKey, ApiKeyId, Channel, DeliveryStatus, EventType, Job, JobId, JobStatus, Notification,
+    NotificationId, PortError, PortResult, StatusChange, Step, StepEvent, StepStatus, Upload,
+    UploadId, User, UserId, Video, VideoId, VideoStatus, Webhook, WebhookId,
 };
 
-use crate::error::corrupt;
+use crate::{error::corrupt, event};
 
 pub(super) use crate::clock::now;
 
@@ -97,8 +97,65 @@ pub(super) fn video(row: &PgRow) -> PortResult<Video> {
         last_error: opt_json(row, "last_error")?,
         probe: opt_json(row, "probe")?,
         outputs: opt_json(row, "outputs")?,
+        job: get::<Option<Uuid>>(row, "job")?.map(JobId::from_uuid),
+        uploaded_at: get(row, "uploaded_at")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
+    })
+}
+
+/// A job from its row and its steps' rows (in recipe order).
+pub(super) fn job(row: &PgRow, steps: &[PgRow]) -> PortResult<Job> {
+    let status: String = get(row, "status")?;
+    Ok(Job {
+        id: JobId::from_uuid(get(row, "id")?),
+        owner: UserId::from_uuid(get(row, "owner")?),
+        recipe_name: get(row, "recipe_name")?,
+        recipe: json(row, "recipe")?,
+        params: json(row, "params")?,
+        inputs: json(row, "inputs")?,
+        video: get::<Option<Uuid>>(row, "video")?.map(VideoId::from_uuid),
+        status: JobStatus::parse(&status).ok_or_else(|| corrupt("jobs.status", &status))?,
+        cycle: u32_col(row, "cycle")?,
+        steps: all(steps, step)?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn step_status(row: &PgRow, column: &str) -> PortResult<StepStatus> {
+    let text: String = get(row, column)?;
+    StepStatus::parse(&text).ok_or_else(|| corrupt(column, text))
+}
+
+fn step(row: &PgRow) -> PortResult<Step> {
+    let progress: Option<i64> = get(row, "progress")?;
+    Ok(Step {
+        name: get(row, "name")?,
+        status: step_status(row, "status")?,
+        attempts: u32_col(row, "attempts")?,
+        max_attempts: u32_col(row, "max_attempts")?,
+        last_error: opt_json(row, "last_error")?,
+        progress: progress
+            .map(|p| u8::try_from(p).map_err(|e| corrupt("progress", e)))
+            .transpose()?,
+        run_at: get(row, "run_at")?,
+        lease_until: get(row, "lease_until")?,
+        worker: get(row, "worker")?,
+        started_at: get(row, "started_at")?,
+        finished_at: get(row, "finished_at")?,
+        artefacts: json(row, "artefacts")?,
+        result: opt_json(row, "result")?,
+    })
+}
+
+pub(super) fn step_event(row: &PgRow) -> PortResult<StepEvent> {
+    Ok(StepEvent {
+        step: get(row, "step")?,
+        status: step_status(row, "status")?,
+        attempt: u32_col(row, "attempt")?,
+        at: time(row, "at")?,
+        reason: get(row, "reason")?,
     })
 }
 
@@ -146,14 +203,19 @@ pub(super) fn notification(row: &PgRow) -> PortResult<Notification> {
     let status: String = get(row, "status")?;
     let code: Option<i64> = get(row, "last_status_code")?;
     let channel: Channel = json(row, "channel")?;
+    let payload: serde_json::Value = json(row, "payload")?;
+    let video = match get::<Option<Uuid>>(row, "video")? {
+        Some(video) => VideoId::from_uuid(video),
+        None => event::job_event_video(&payload).ok_or_else(|| corrupt("payload", "no input"))?,
+    };
     Ok(Notification {
         id: NotificationId::from_uuid(get(row, "id")?),
         owner: UserId::from_uuid(get(row, "owner")?),
-        video: VideoId::from_uuid(get::<Uuid>(row, "video")?),
+        video,
         cycle: u32_col(row, "cycle")?,
         event: EventType::parse(&event).ok_or_else(|| corrupt("event", &event))?,
         channel,
-        payload: json(row, "payload")?,
+        payload,
         status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         attempts: u32_col(row, "attempts")?,
         last_error: get(row, "last_error")?,

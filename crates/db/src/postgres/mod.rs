@@ -12,6 +12,7 @@
 
 mod accounts;
 mod codec;
+mod jobs;
 mod listener;
 mod notifications;
 mod queue;
@@ -51,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "uploads",
         include_str!("../../migrations/postgres/0002_uploads.sql"),
+    ),
+    (
+        3,
+        "jobs",
+        include_str!("../../migrations/postgres/0003_jobs.sql"),
     ),
 ];
 

@@ -5,14 +5,17 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use vidsnap_domain::{
     Channel, DeliveryAttempt, DeliveryStatus, EventType, Notification, NotificationId, PortError,
-    PortResult, UserId, Video, VideoId, Webhook, WebhookId,
+    PortResult, UserId, VideoId, Webhook, WebhookId,
 };
 
 use super::{
     PgStore,
     codec::{self, now, to_json},
 };
-use crate::{error::port_error, event};
+use crate::{
+    error::port_error,
+    event::{self, Subject},
+};
 
 pub(super) async fn create_webhook(store: &PgStore, hook: &Webhook) -> PortResult<()> {
     sqlx::query(
@@ -77,43 +80,45 @@ pub(super) async fn delete_webhook(
     Ok(())
 }
 
-/// Creates, inside the transition's transaction, the notifications `video`'s new terminal status
-/// owes: one e-mail and one per webhook. A notification that already exists for this outcome
-/// (same video, cycle, event and channel) is left alone, so recording an outcome twice announces
-/// it once.
+/// Creates, inside the outcome's transaction, the notifications it owes: one e-mail and one per
+/// webhook of the owner. A notification that already exists for this outcome (same subject,
+/// cycle, event and channel) is left alone, so recording an outcome twice announces it once.
 pub(super) async fn owe(
     conn: &mut PgConnection,
-    video: &Video,
+    subject: Subject<'_>,
     event: EventType,
     at: DateTime<Utc>,
 ) -> PortResult<()> {
+    let owner = subject.owner();
     let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
-        .bind(video.owner.as_uuid())
+        .bind(owner.as_uuid())
         .fetch_one(&mut *conn)
         .await
         .map_err(port_error)?;
-    let hooks = owner_webhooks(conn, video.owner).await?;
+    let hooks = owner_webhooks(conn, owner).await?;
     for (channel, key) in event::channels(&email, &hooks) {
         let id = NotificationId::new();
         let webhook = match &channel {
             Channel::Webhook { webhook, .. } => Some(webhook.as_uuid()),
             Channel::Email { .. } => None,
         };
+        // No conflict target: the subject's own UNIQUE constraint is the one that can fire.
         sqlx::query(
-            "INSERT INTO notifications (id, owner, video, cycle, event, channel, channel_key,
+            "INSERT INTO notifications (id, owner, video, job, cycle, event, channel, channel_key,
                                         webhook, payload, status, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10)
-             ON CONFLICT (video, cycle, event, channel_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11)
+             ON CONFLICT DO NOTHING",
         )
         .bind(id.as_uuid())
-        .bind(video.owner.as_uuid())
-        .bind(video.id.as_uuid())
-        .bind(i64::from(video.cycle))
+        .bind(owner.as_uuid())
+        .bind(subject.video().map(|v| v.as_uuid()))
+        .bind(subject.job().map(|j| j.as_uuid()))
+        .bind(i64::from(subject.cycle()))
         .bind(event.as_str())
         .bind(to_json(&channel)?)
         .bind(key)
         .bind(webhook)
-        .bind(to_json(&event::body(id, event, at, video))?)
+        .bind(subject.body(id, event, at)?)
         .bind(at)
         .execute(&mut *conn)
         .await
@@ -208,7 +213,8 @@ pub(super) async fn deliveries(
     codec::all(&rows, codec::notification)
 }
 
-/// Oldest first; empty for an unknown video.
+/// Oldest first; empty for an unknown video. Only the video's own (`video.*`): a job reading it
+/// is another subject.
 pub(super) async fn notifications_for(
     store: &PgStore,
     video: VideoId,

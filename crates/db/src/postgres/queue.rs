@@ -1,14 +1,15 @@
-//! The database job queue: one row per job, leased with a random token so a worker whose lease
-//! expired (and was taken over) learns it at its next heartbeat instead of finishing twice.
+//! The database task queue: one row per queued task, at most one live per job step, leased with
+//! a random token so a worker whose lease expired (and was taken over) learns it at its next
+//! heartbeat instead of finishing twice.
 //!
-//! Every change that makes a job claimable (enqueue, release, a run's end that queues the next)
+//! Every change that makes a task claimable (enqueue, release, a run's end that queues the next)
 //! is followed, once committed, by a `pg_notify` on [`CHANNEL`]; every store's listener (see
 //! `listener`) then wakes a waiting worker.
 //!
 //! Lease bookkeeping (claim, heartbeat, complete, release, dead-letter) commits without waiting
 //! for the WAL flush (`PgStore::leases`): on this VM a flush takes ~2.4 ms, which capped four
-//! workers at ~830 jobs/s. Losing such a commit in a server crash only redelivers a job; the
-//! video's status is written durably elsewhere, and enqueues stay durable.
+//! workers at ~830 jobs/s. Losing such a commit in a server crash only redelivers a task; the
+//! step's status is written durably elsewhere, and enqueues stay durable.
 //!
 //! The notification is its own statement, after the commit, not part of the change's transaction:
 //! a transaction that notifies holds PostgreSQL's cluster-wide notification lock from before its
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use vidsnap_domain::{JobId, Lease, NewJob, PortError, PortResult, QueueStats, VideoId};
+use vidsnap_domain::{JobId, Lease, NewTask, PortError, PortResult, QueueStats, Task, TaskId};
 
 use super::{PgStore, codec::now, listener::CHANNEL};
 use crate::{
@@ -29,27 +30,41 @@ use crate::{
     error::{corrupt, port_error},
 };
 
-/// Idempotent per video. A queued job for the video becomes due at the earlier of the two times;
-/// a running one notes the request, and when that run ends (complete or dead-letter) a new job is
-/// queued for it: the enqueue may be a user's retry racing the worker's last steps, and must not
-/// be lost. `ON CONFLICT` is atomic against a run ending concurrently: it waits for that
-/// transaction and then updates the successor or inserts anew.
-pub(super) async fn enqueue(store: &PgStore, job: NewJob) -> PortResult<()> {
+/// At most one live task per job step. An enqueue while the step's task is queued is a no-op
+/// for the same attempt (due at the earlier of the two times); while it runs, the request is
+/// noted, and when that run ends (complete or dead-letter) the requested task is queued: it is
+/// the worker queueing the step's next attempt before it acknowledges this one, or a user's
+/// re-run racing the run's end, and must not be lost. `ON CONFLICT` is atomic against a run
+/// ending concurrently: it waits for that transaction and then updates the successor or inserts
+/// anew.
+///
+/// An enqueue naming another attempt than the one waiting replaces it, time and all: every
+/// enqueue follows a committed change to the step, so the newest names the attempt the step now
+/// expects (after a cancel and re-run, attempt 1 again), and the step judges each delivery anyway.
+pub(super) async fn enqueue(store: &PgStore, task: NewTask) -> PortResult<()> {
     sqlx::query(
-        "INSERT INTO jobs (id, video, status, run_at, created_at)
-         VALUES ($1, $2, 'queued', $3, $4)
-         ON CONFLICT (video) WHERE status IN ('queued', 'running')
+        "INSERT INTO tasks (id, job, step, attempt, status, run_at, created_at)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6)
+         ON CONFLICT (job, step) WHERE status IN ('queued', 'running')
          DO UPDATE SET
-             run_at = CASE WHEN jobs.status = 'queued'
-                           THEN LEAST(jobs.run_at, excluded.run_at)
-                           ELSE jobs.run_at END,
-             rerun_at = CASE WHEN jobs.status = 'running'
-                             THEN LEAST(jobs.rerun_at, excluded.run_at)
-                             ELSE jobs.rerun_at END",
+             attempt = CASE WHEN tasks.status = 'queued' THEN excluded.attempt
+                            ELSE tasks.attempt END,
+             run_at = CASE WHEN tasks.status <> 'queued' THEN tasks.run_at
+                           WHEN tasks.attempt = excluded.attempt
+                           THEN LEAST(tasks.run_at, excluded.run_at)
+                           ELSE excluded.run_at END,
+             rerun_attempt = CASE WHEN tasks.status = 'running' THEN excluded.attempt
+                                  ELSE tasks.rerun_attempt END,
+             rerun_at = CASE WHEN tasks.status <> 'running' THEN tasks.rerun_at
+                             WHEN tasks.rerun_attempt = excluded.attempt
+                             THEN LEAST(tasks.rerun_at, excluded.run_at)
+                             ELSE excluded.run_at END",
     )
-    .bind(JobId::new().as_uuid())
-    .bind(job.video.as_uuid())
-    .bind(job.not_before)
+    .bind(TaskId::new().as_uuid())
+    .bind(task.task.job.as_uuid())
+    .bind(&task.task.step)
+    .bind(i64::from(task.task.attempt))
+    .bind(task.not_before)
     .bind(now())
     .execute(&store.pool)
     .await
@@ -58,8 +73,8 @@ pub(super) async fn enqueue(store: &PgStore, job: NewJob) -> PortResult<()> {
     Ok(())
 }
 
-/// Tells every store's listener that a job may be claimable. The change is committed already, so
-/// a failure here is not the caller's: workers still find the job at its due time or their
+/// Tells every store's listener that a task may be claimable. The change is committed already,
+/// so a failure here is not the caller's: workers still find the task at its due time or their
 /// `max_wait`.
 async fn wake_workers(store: &PgStore) {
     let sent = sqlx::query("SELECT pg_notify($1, '')")
@@ -67,17 +82,17 @@ async fn wake_workers(store: &PgStore) {
         .execute(&store.pool)
         .await;
     if let Err(error) = sent {
-        tracing::warn!(channel = CHANNEL, %error, "cannot notify workers of a queued job");
+        tracing::warn!(channel = CHANNEL, %error, "cannot notify workers of a queued task");
     }
 }
 
 /// One statement picks and leases. `FOR UPDATE SKIP LOCKED` makes concurrent claimers (in this
 /// process or another) pass over the row another is taking instead of queueing behind it, and
 /// the lock re-checks the conditions on the row's latest version, so two workers never take the
-/// same job. Jobs go in `run_at` order; a running job whose lease ran out is taken over at its
+/// same task. Tasks go in `run_at` order; a running task whose lease ran out is taken over at its
 /// original place in line.
 ///
-/// `run_at <= now` bounds the index scan for running jobs too: a running job's `run_at` is the
+/// `run_at <= now` bounds the index scan for running tasks too: a running task's `run_at` is the
 /// time it became due, which was before it was claimed.
 pub(super) async fn claim(
     store: &PgStore,
@@ -86,19 +101,19 @@ pub(super) async fn claim(
 ) -> PortResult<Option<Lease>> {
     let at = now();
     let token = Uuid::new_v4().simple().to_string();
-    let row: Option<(Uuid, Uuid, i64)> = sqlx::query_as(
-        "UPDATE jobs
+    let row: Option<(Uuid, Uuid, String, i64, i64)> = sqlx::query_as(
+        "UPDATE tasks
          SET status = 'running', lease_owner = $1, lease_token = $2, lease_until = $3,
              deliveries = deliveries + 1
          WHERE id = (
-             SELECT id FROM jobs
+             SELECT id FROM tasks
              WHERE status IN ('queued', 'running') AND run_at <= $4
                AND (status = 'queued' OR lease_until <= $4)
              ORDER BY run_at, id
              LIMIT 1
              FOR UPDATE SKIP LOCKED
          )
-         RETURNING id, video, deliveries",
+         RETURNING id, job, step, attempt, deliveries",
     )
     .bind(worker)
     .bind(&token)
@@ -107,23 +122,28 @@ pub(super) async fn claim(
     .fetch_optional(&store.leases)
     .await
     .map_err(port_error)?;
-    let Some((job, video, deliveries)) = row else {
+    let Some((id, job, step, attempt, deliveries)) = row else {
         return Ok(None);
     };
+    let count = |n: i64, what| u32::try_from(n).map_err(|e| corrupt(what, e));
     Ok(Some(Lease {
-        job: JobId::from_uuid(job),
-        video: VideoId::from_uuid(video),
-        deliveries: u32::try_from(deliveries).map_err(|e| corrupt("jobs.deliveries", e))?,
+        id: TaskId::from_uuid(id),
+        task: Task {
+            job: JobId::from_uuid(job),
+            step,
+            attempt: count(attempt, "tasks.attempt")?,
+        },
+        deliveries: count(deliveries, "tasks.deliveries")?,
         token,
     }))
 }
 
 pub(super) async fn heartbeat(store: &PgStore, lease: &Lease, extend: Duration) -> PortResult<()> {
     let done = sqlx::query(
-        "UPDATE jobs SET lease_until = $3
+        "UPDATE tasks SET lease_until = $3
          WHERE id = $1 AND lease_token = $2 AND status = 'running'",
     )
-    .bind(lease.job.as_uuid())
+    .bind(lease.id.as_uuid())
     .bind(&lease.token)
     .bind(after(now(), extend))
     .execute(&store.leases)
@@ -135,20 +155,21 @@ pub(super) async fn heartbeat(store: &PgStore, lease: &Lease, extend: Duration) 
     Ok(())
 }
 
-/// `end` (guarded by the lease: `$1` job id, `$2` token) followed, in the same statement, by the
-/// successor a mid-run enqueue asked for (`rerun_at`: `$3` its id, `$4` now). One row, saying
-/// whether a successor was queued, when the lease held; none when it was lost. The successor
-/// cannot collide with the ended job in the one-live-job index: this statement has already
+/// `end` (guarded by the lease: `$1` task id, `$2` token) followed, in the same statement, by the
+/// task a mid-run enqueue asked for (`rerun_attempt` at `rerun_at`: `$3` its id, `$4` now). One
+/// row, saying whether a task was queued, when the lease held; none when it was lost. The new
+/// task cannot collide with the ended one in the one-live-task index: this statement has already
 /// deleted that row or made it dead.
 macro_rules! end_run {
     ($end:literal) => {
         concat!(
             "WITH ended AS (",
             $end,
-            " RETURNING video, rerun_at),
+            " RETURNING job, step, rerun_attempt, rerun_at),
              next AS (
-                 INSERT INTO jobs (id, video, status, run_at, created_at)
-                 SELECT $3, video, 'queued', rerun_at, $4 FROM ended WHERE rerun_at IS NOT NULL
+                 INSERT INTO tasks (id, job, step, attempt, status, run_at, created_at)
+                 SELECT $3, job, step, rerun_attempt, 'queued', rerun_at, $4 FROM ended
+                 WHERE rerun_attempt IS NOT NULL
                  RETURNING 1
              )
              SELECT EXISTS (SELECT 1 FROM next) FROM ended"
@@ -156,17 +177,17 @@ macro_rules! end_run {
     };
 }
 
-/// Deletes the job, or queues its successor when an enqueue arrived during the run.
+/// Deletes the task, or queues the one an enqueue asked for during the run.
 pub(super) async fn complete(store: &PgStore, lease: &Lease) -> PortResult<()> {
     let sql =
-        end_run!("DELETE FROM jobs WHERE id = $1 AND lease_token = $2 AND status = 'running'");
+        end_run!("DELETE FROM tasks WHERE id = $1 AND lease_token = $2 AND status = 'running'");
     end_run(store, lease, sql, None).await
 }
 
-/// Keeps the job, dead, for inspection; queues a successor when an enqueue arrived during the run.
+/// Keeps the task, dead, for inspection; queues the one an enqueue asked for during the run.
 pub(super) async fn dead_letter(store: &PgStore, lease: &Lease, reason: &str) -> PortResult<()> {
     let sql = end_run!(
-        "UPDATE jobs
+        "UPDATE tasks
          SET status = 'dead', last_error = $5, lease_owner = NULL, lease_token = NULL,
              lease_until = NULL
          WHERE id = $1 AND lease_token = $2 AND status = 'running'"
@@ -182,9 +203,9 @@ async fn end_run(
     reason: Option<&str>,
 ) -> PortResult<()> {
     let mut query = sqlx::query_scalar(sql)
-        .bind(lease.job.as_uuid())
+        .bind(lease.id.as_uuid())
         .bind(&lease.token)
-        .bind(JobId::new().as_uuid())
+        .bind(TaskId::new().as_uuid())
         .bind(now());
     if let Some(reason) = reason {
         query = query.bind(reason);
@@ -204,15 +225,22 @@ async fn end_run(
     }
 }
 
-/// Queued again at `at`, or earlier if an enqueue during the run asked for that.
+/// Queued again at `at`, or, when an enqueue during the run asked for a task, that one: at the
+/// earlier of the two times for the same attempt, at its own time for another (the newest
+/// request names the attempt, as in [`enqueue`]).
 pub(super) async fn release(store: &PgStore, lease: &Lease, at: DateTime<Utc>) -> PortResult<()> {
     let released = sqlx::query(
-        "UPDATE jobs
-         SET status = 'queued', run_at = LEAST($3, rerun_at), rerun_at = NULL,
+        "UPDATE tasks
+         SET status = 'queued',
+             run_at = CASE WHEN rerun_attempt IS NULL THEN $3
+                           WHEN rerun_attempt = attempt THEN LEAST($3, rerun_at)
+                           ELSE rerun_at END,
+             attempt = COALESCE(rerun_attempt, attempt),
+             rerun_at = NULL, rerun_attempt = NULL,
              lease_owner = NULL, lease_token = NULL, lease_until = NULL
          WHERE id = $1 AND lease_token = $2 AND status = 'running'",
     )
-    .bind(lease.job.as_uuid())
+    .bind(lease.id.as_uuid())
     .bind(&lease.token)
     .bind(at)
     .execute(&store.leases)
@@ -225,8 +253,8 @@ pub(super) async fn release(store: &PgStore, lease: &Lease, at: DateTime<Utc>) -
     Ok(())
 }
 
-/// Sleeps until the earliest moment a job may be claimable (a queued job's `run_at`, a running
-/// job's `lease_until`), `max_wait`, or a notification from any store on this database,
+/// Sleeps until the earliest moment a task may be claimable (a queued task's `run_at`, a running
+/// task's `lease_until`), `max_wait`, or a notification from any store on this database,
 /// whichever comes first. A failing database reads as "nothing known": wait the full `max_wait`.
 pub(super) async fn wait_for_work(store: &PgStore, max_wait: Duration) {
     let wait = match next_due(store).await {
@@ -243,12 +271,12 @@ pub(super) async fn wait_for_work(store: &PgStore, max_wait: Duration) {
     let _ = tokio::time::timeout(wait, store.wake.work.notified()).await;
 }
 
-/// Two index-friendly minimums rather than one over every live job.
+/// Two index-friendly minimums rather than one over every live task.
 async fn next_due(store: &PgStore) -> PortResult<Option<DateTime<Utc>>> {
     sqlx::query_scalar(
         "SELECT LEAST(
-             (SELECT MIN(run_at) FROM jobs WHERE status = 'queued'),
-             (SELECT MIN(lease_until) FROM jobs WHERE status = 'running')
+             (SELECT MIN(run_at) FROM tasks WHERE status = 'queued'),
+             (SELECT MIN(lease_until) FROM tasks WHERE status = 'running')
          )",
     )
     .fetch_one(&store.pool)
@@ -256,7 +284,7 @@ async fn next_due(store: &PgStore) -> PortResult<Option<DateTime<Utc>>> {
     .map_err(port_error)
 }
 
-/// `oldest_queued_seconds` is how long the longest-waiting due job has been due; jobs waiting
+/// `oldest_queued_seconds` is how long the longest-waiting due task has been due; tasks waiting
 /// out a backoff are not late.
 pub(super) async fn stats(store: &PgStore) -> PortResult<QueueStats> {
     let at = now();
@@ -265,7 +293,7 @@ pub(super) async fn stats(store: &PgStore) -> PortResult<QueueStats> {
                 COUNT(*) FILTER (WHERE status = 'running'),
                 COUNT(*) FILTER (WHERE status = 'dead'),
                 MIN(run_at) FILTER (WHERE status = 'queued' AND run_at <= $1)
-         FROM jobs",
+         FROM tasks",
     )
     .bind(at)
     .fetch_one(&store.pool)

@@ -198,18 +198,22 @@ pub(super) async fn delete_upload(
     Ok(deleted)
 }
 
-/// The deleted session, and its video deleted too when it was still waiting for its bytes.
+/// The deleted session, and its video deleted too when it was still waiting for its bytes. A
+/// video without a job stays `awaiting_upload` once uploaded: `uploaded_at` tells them apart.
 async fn with_waiting_video(
     conn: &mut PgConnection,
     row: &PgRow,
 ) -> PortResult<(Upload, Option<Video>)> {
     let upload = codec::upload(row)?;
-    let video =
-        sqlx::query("DELETE FROM videos WHERE id = $1 AND status = 'awaiting_upload' RETURNING *")
-            .bind(upload.video.as_uuid())
-            .fetch_optional(conn)
-            .await
-            .map_err(port_error)?;
+    let video = sqlx::query(
+        "DELETE FROM videos
+             WHERE id = $1 AND status = 'awaiting_upload' AND uploaded_at IS NULL
+             RETURNING *",
+    )
+    .bind(upload.video.as_uuid())
+    .fetch_optional(conn)
+    .await
+    .map_err(port_error)?;
     Ok((upload, video.as_ref().map(codec::video).transpose()?))
 }
 
@@ -265,7 +269,7 @@ pub(super) async fn abandoned_videos(
 ) -> PortResult<Vec<Video>> {
     let rows = sqlx::query(
         "SELECT * FROM videos
-         WHERE status = 'awaiting_upload' AND created_at < $1
+         WHERE status = 'awaiting_upload' AND uploaded_at IS NULL AND created_at < $1
            AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
          ORDER BY created_at LIMIT $2",
     )
@@ -286,7 +290,8 @@ pub(super) async fn delete_abandoned_video(
 ) -> PortResult<Option<Video>> {
     let row = sqlx::query(
         "DELETE FROM videos
-         WHERE id = $1 AND status = 'awaiting_upload' AND created_at < $2
+         WHERE id = $1 AND status = 'awaiting_upload' AND uploaded_at IS NULL
+           AND created_at < $2
            AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
          RETURNING *",
     )

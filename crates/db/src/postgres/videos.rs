@@ -15,7 +15,8 @@ use super::{
 };
 use crate::{
     error::{corrupt, port_error},
-    event,
+    event::{self, Subject},
+    transition,
 };
 
 /// Stores a new video and the first entry of its history (its initial status, attempt 0).
@@ -29,8 +30,9 @@ pub(super) async fn create_video(store: &PgStore, video: &Video) -> PortResult<(
 pub(super) async fn insert_video(conn: &mut PgConnection, video: &Video) -> PortResult<()> {
     sqlx::query(
         "INSERT INTO videos (id, owner, file_name, size, options, status, attempts, max_attempts,
-                             cycle, last_error, probe, outputs, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                             cycle, last_error, probe, outputs, job, uploaded_at, created_at,
+                             updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(video.id.as_uuid())
     .bind(video.owner.as_uuid())
@@ -44,6 +46,8 @@ pub(super) async fn insert_video(conn: &mut PgConnection, video: &Video) -> Port
     .bind(video.last_error.as_ref().map(to_json).transpose()?)
     .bind(video.probe.as_ref().map(to_json).transpose()?)
     .bind(video.outputs.as_ref().map(to_json).transpose()?)
+    .bind(video.job.map(|job| job.as_uuid()))
+    .bind(video.uploaded_at)
     .bind(video.created_at)
     .bind(video.updated_at)
     .execute(&mut *conn)
@@ -120,48 +124,43 @@ pub(super) async fn history(store: &PgStore, id: VideoId) -> PortResult<Vec<Stat
     codec::all(&rows, codec::status_change)
 }
 
-/// The video row is locked (`FOR UPDATE`) before it is read, so concurrent transitions of one
-/// video run one after the other, each deciding on the status the previous one committed.
 pub(super) async fn transition(
     store: &PgStore,
     id: VideoId,
     change: Transition,
 ) -> PortResult<Video> {
     let mut tx = store.pool.begin().await.map_err(port_error)?;
+    match transition_in(&mut tx, id, change).await {
+        Ok(video) => {
+            tx.commit().await.map_err(port_error)?;
+            Ok(video)
+        }
+        Err(error) => {
+            // Rolling back now, rather than when the dropped transaction's connection is next
+            // used, releases the row lock at once.
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+/// The transition, its history entry and the notifications it owes, in the caller's
+/// transaction. The video row is locked (`FOR UPDATE`) before it is read, so concurrent
+/// transitions of one video run one after the other, each deciding on the status the previous
+/// one committed. `InvalidTransition` writes nothing, so the transaction stays usable.
+pub(super) async fn transition_in(
+    conn: &mut PgConnection,
+    id: VideoId,
+    change: Transition,
+) -> PortResult<Video> {
     let row = sqlx::query("SELECT * FROM videos WHERE id = $1 FOR UPDATE")
         .bind(id.as_uuid())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
         .map_err(port_error)?;
     let mut video = codec::video(&row)?;
-    if !video.status.can_become(change.to) {
-        // Nothing was written; rolling back now, rather than when the dropped transaction's
-        // connection is next used, releases the row lock at once.
-        let _ = tx.rollback().await;
-        return Err(PortError::InvalidTransition {
-            from: video.status,
-            to: change.to,
-        });
-    }
     let at = now();
-    if change.new_cycle {
-        video.attempts = 0;
-        video.cycle = video.cycle.saturating_add(1);
-    }
-    if change.start_attempt {
-        video.attempts = video.attempts.saturating_add(1);
-    }
-    video.status = change.to;
-    video.updated_at = at;
-    if let Some(error) = change.error {
-        video.last_error = error;
-    }
-    if let Some(probe) = change.probe {
-        video.probe = Some(probe);
-    }
-    if let Some(outputs) = change.outputs {
-        video.outputs = Some(outputs);
-    }
+    transition::apply(&mut video, &change, at)?;
     sqlx::query(
         "UPDATE videos
          SET status = $1, attempts = $2, cycle = $3, last_error = $4, probe = $5, outputs = $6,
@@ -176,15 +175,30 @@ pub(super) async fn transition(
     .bind(video.outputs.as_ref().map(to_json).transpose()?)
     .bind(at)
     .bind(id.as_uuid())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(port_error)?;
-    record_history(&mut tx, &video, change.reason.as_deref()).await?;
+    record_history(conn, &video, change.reason.as_deref()).await?;
     if let Some(event) = event::event_for(video.status) {
-        notifications::owe(&mut tx, &video, event, at).await?;
+        notifications::owe(conn, Subject::Video(&video), event, at).await?;
     }
-    tx.commit().await.map_err(port_error)?;
     Ok(video)
+}
+
+/// Sets `uploaded_at` only where it is unset, so exactly one caller sees `true` (a concurrent
+/// one waits for the row lock, then finds it set).
+pub(super) async fn mark_uploaded(store: &PgStore, id: VideoId) -> PortResult<bool> {
+    let marked =
+        sqlx::query("UPDATE videos SET uploaded_at = $1 WHERE id = $2 AND uploaded_at IS NULL")
+            .bind(now())
+            .bind(id.as_uuid())
+            .execute(&store.pool)
+            .await
+            .map_err(port_error)?;
+    if marked.rows_affected() == 1 {
+        return Ok(true);
+    }
+    video(store, None, id).await.map(|_| false)
 }
 
 /// The video's current status, at its current attempt, as of its `updated_at`.
@@ -208,7 +222,8 @@ async fn record_history(
     Ok(())
 }
 
-/// History and notifications go with the video (foreign keys cascade).
+/// History, notifications and the job `/v1/videos` made for it go with the video (foreign keys
+/// cascade); jobs that merely read it stay.
 pub(super) async fn delete_video(store: &PgStore, owner: UserId, id: VideoId) -> PortResult<Video> {
     let row = sqlx::query("DELETE FROM videos WHERE id = $1 AND owner = $2 RETURNING *")
         .bind(id.as_uuid())
@@ -238,13 +253,17 @@ pub(super) async fn count_by_status(store: &PgStore) -> PortResult<Vec<(VideoSta
     Ok(counts)
 }
 
+/// Pre-jobs videos, queued or processing when the database was upgraded (their old queue rows
+/// were dropped) and never given a job since: the scheduler makes them one. A video with a job
+/// is the job's business (`overdue_tasks` covers its lost tasks).
 pub(super) async fn stale_queued(
     store: &PgStore,
     before: DateTime<Utc>,
     limit: u32,
 ) -> PortResult<Vec<VideoId>> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM videos WHERE status = 'queued' AND updated_at < $1
+        "SELECT id FROM videos
+         WHERE status IN ('queued', 'processing') AND job IS NULL AND updated_at < $1
          ORDER BY updated_at LIMIT $2",
     )
     .bind(before)

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod codec;
+mod jobs;
 mod notifications;
 mod queue;
 mod repository;
@@ -38,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "uploads",
         include_str!("../../migrations/sqlite/0002_uploads.sql"),
+    ),
+    (
+        3,
+        "jobs",
+        include_str!("../../migrations/sqlite/0003_jobs.sql"),
     ),
 ];
 

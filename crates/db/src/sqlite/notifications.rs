@@ -5,14 +5,17 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 use vidsnap_domain::{
     Channel, DeliveryAttempt, DeliveryStatus, EventType, Notification, NotificationId, PortError,
-    PortResult, UserId, Video, Webhook, WebhookId,
+    PortResult, UserId, VideoId, Webhook, WebhookId,
 };
 
 use super::{
     SqliteStore,
     codec::{self, micros, now, to_json},
 };
-use crate::{error::port_error, event};
+use crate::{
+    error::port_error,
+    event::{self, Subject},
+};
 
 pub(super) async fn create_webhook(store: &SqliteStore, hook: &Webhook) -> PortResult<()> {
     sqlx::query("INSERT INTO webhooks (id, owner, url, secret, created_at) VALUES (?, ?, ?, ?, ?)")
@@ -74,44 +77,45 @@ pub(super) async fn delete_webhook(
     Ok(())
 }
 
-/// Creates, inside the transition's transaction, the notifications `video`'s new terminal status
-/// owes: one e-mail and one per webhook. A notification that already exists for this outcome
-/// (same video, cycle, event and channel) is left alone, so recording an outcome twice announces
-/// it once.
+/// Creates, inside the outcome's transaction, the notifications it owes: one e-mail and one per
+/// webhook of the owner. A notification that already exists for this outcome (same subject,
+/// cycle, event and channel) is left alone, so recording an outcome twice announces it once.
 pub(super) async fn owe(
     conn: &mut SqliteConnection,
-    video: &Video,
+    subject: Subject<'_>,
     event: EventType,
     at: DateTime<Utc>,
 ) -> PortResult<()> {
+    let owner = subject.owner();
     let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = ?")
-        .bind(video.owner.to_string())
+        .bind(owner.to_string())
         .fetch_one(&mut *conn)
         .await
         .map_err(port_error)?;
-    let hooks = owner_webhooks(conn, video.owner).await?;
+    let hooks = owner_webhooks(conn, owner).await?;
     for (channel, key) in event::channels(&email, &hooks) {
         let id = NotificationId::new();
         let webhook = match &channel {
             Channel::Webhook { webhook, .. } => Some(webhook.to_string()),
             Channel::Email { .. } => None,
         };
+        // No conflict target: the subject's own UNIQUE constraint is the one that can fire.
         sqlx::query(
-            "INSERT INTO notifications (id, owner, video, cycle, event, channel, channel_key,
+            "INSERT INTO notifications (id, owner, video, job, cycle, event, channel, channel_key,
                                         webhook, payload, status, next_attempt_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
-             ON CONFLICT (video, cycle, event, channel_key) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11)
+             ON CONFLICT DO NOTHING",
         )
         .bind(id.to_string())
-        .bind(video.owner.to_string())
-        .bind(video.id.to_string())
-        .bind(i64::from(video.cycle))
+        .bind(owner.to_string())
+        .bind(subject.video().map(|v| v.to_string()))
+        .bind(subject.job().map(|j| j.to_string()))
+        .bind(i64::from(subject.cycle()))
         .bind(event.as_str())
         .bind(to_json(&channel)?)
         .bind(key)
         .bind(webhook)
-        .bind(to_json(&event::body(id, event, at, video))?)
-        .bind(micros(at))
+        .bind(subject.body(id, event, at)?)
         .bind(micros(at))
         .execute(&mut *conn)
         .await
@@ -203,10 +207,11 @@ pub(super) async fn deliveries(
     codec::all(&rows, codec::notification)
 }
 
-/// Oldest first; empty for an unknown video.
+/// Oldest first; empty for an unknown video. Only the video's own (`video.*`): a job reading it
+/// is another subject.
 pub(super) async fn notifications_for(
     store: &SqliteStore,
-    video: vidsnap_domain::VideoId,
+    video: VideoId,
 ) -> PortResult<Vec<Notification>> {
     let rows = sqlx::query("SELECT * FROM notifications WHERE video = ? ORDER BY id")
         .bind(video.to_string())

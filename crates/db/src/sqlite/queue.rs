@@ -1,12 +1,13 @@
-//! The database job queue: one row per job, leased with a random token so a worker whose lease
-//! expired (and was taken over) learns it at its next heartbeat instead of finishing twice.
+//! The database task queue: one row per queued task, at most one live per job step, leased with
+//! a random token so a worker whose lease expired (and was taken over) learns it at its next
+//! heartbeat instead of finishing twice.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Row, sqlite::SqliteRow};
 use uuid::Uuid;
-use vidsnap_domain::{JobId, Lease, NewJob, PortError, PortResult, QueueStats, VideoId};
+use vidsnap_domain::{Lease, NewTask, PortError, PortResult, QueueStats, Task, TaskId};
 
 use super::{
     SqliteStore,
@@ -17,25 +18,37 @@ use crate::{
     error::{corrupt, port_error},
 };
 
-/// Idempotent per video. A queued job for the video becomes due at the earlier of the two times;
-/// a running one notes the request, and when that run ends (complete or dead-letter) a new job is
-/// queued for it: the enqueue may be a user's retry racing the worker's last steps, and must not
-/// be lost.
-pub(super) async fn enqueue(store: &SqliteStore, job: NewJob) -> PortResult<()> {
+/// At most one live task per job step. An enqueue while the step's task is queued is a no-op
+/// for the same attempt (due at the earlier of the two times); while it runs, the request is
+/// noted, and when that run ends (complete or dead-letter) the requested task is queued: it is
+/// the worker queueing the step's next attempt before it acknowledges this one, or a user's
+/// re-run racing the run's end, and must not be lost.
+///
+/// An enqueue naming another attempt than the one waiting replaces it, time and all: every
+/// enqueue follows a committed change to the step, so the newest names the attempt the step now
+/// expects (after a cancel and re-run, attempt 1 again), and the step judges each delivery anyway.
+pub(super) async fn enqueue(store: &SqliteStore, task: NewTask) -> PortResult<()> {
     sqlx::query(
-        "INSERT INTO jobs (id, video, status, run_at, created_at)
-         VALUES (?, ?, 'queued', ?, ?)
-         ON CONFLICT (video) WHERE status IN ('queued', 'running')
+        "INSERT INTO tasks (id, job, step, attempt, status, run_at, created_at)
+         VALUES (?, ?, ?, ?, 'queued', ?, ?)
+         ON CONFLICT (job, step) WHERE status IN ('queued', 'running')
          DO UPDATE SET
-             run_at = CASE WHEN status = 'queued' THEN MIN(run_at, excluded.run_at)
-                           ELSE run_at END,
-             rerun_at = CASE WHEN status = 'running'
-                             THEN MIN(COALESCE(rerun_at, excluded.run_at), excluded.run_at)
-                             ELSE rerun_at END",
+             attempt = CASE WHEN status = 'queued' THEN excluded.attempt ELSE attempt END,
+             run_at = CASE WHEN status <> 'queued' THEN run_at
+                           WHEN attempt = excluded.attempt THEN MIN(run_at, excluded.run_at)
+                           ELSE excluded.run_at END,
+             rerun_attempt = CASE WHEN status = 'running' THEN excluded.attempt
+                                  ELSE rerun_attempt END,
+             rerun_at = CASE WHEN status <> 'running' THEN rerun_at
+                             WHEN rerun_attempt = excluded.attempt
+                             THEN MIN(rerun_at, excluded.run_at)
+                             ELSE excluded.run_at END",
     )
-    .bind(JobId::new().to_string())
-    .bind(job.video.to_string())
-    .bind(micros(job.not_before))
+    .bind(TaskId::new().to_string())
+    .bind(task.task.job.to_string())
+    .bind(&task.task.step)
+    .bind(i64::from(task.task.attempt))
+    .bind(micros(task.not_before))
     .bind(micros(now()))
     .execute(&store.pool)
     .await
@@ -45,7 +58,7 @@ pub(super) async fn enqueue(store: &SqliteStore, job: NewJob) -> PortResult<()> 
 }
 
 /// One statement picks and leases, so it holds SQLite's write lock from start to end: two workers
-/// cannot take the same job. Jobs go in `run_at` order; a running job whose lease ran out is
+/// cannot take the same task. Tasks go in `run_at` order; a running task whose lease ran out is
 /// taken over at its original place in line.
 pub(super) async fn claim(
     store: &SqliteStore,
@@ -54,18 +67,18 @@ pub(super) async fn claim(
 ) -> PortResult<Option<Lease>> {
     let at = now();
     let token = Uuid::new_v4().simple().to_string();
-    let row: Option<(String, String, i64)> = sqlx::query_as(
-        "UPDATE jobs
+    let row = sqlx::query(
+        "UPDATE tasks
          SET status = 'running', lease_owner = ?1, lease_token = ?2, lease_until = ?3,
              deliveries = deliveries + 1
          WHERE id = (
-             SELECT id FROM jobs
+             SELECT id FROM tasks
              WHERE (status = 'queued' AND run_at <= ?4)
                 OR (status = 'running' AND lease_until <= ?4)
              ORDER BY run_at, id
              LIMIT 1
          )
-         RETURNING id, video, deliveries",
+         RETURNING id, job, step, attempt, deliveries",
     )
     .bind(worker)
     .bind(&token)
@@ -74,20 +87,34 @@ pub(super) async fn claim(
     .fetch_optional(&store.pool)
     .await
     .map_err(port_error)?;
-    let Some((job, video, deliveries)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
+    let column = |name: &str| {
+        row.try_get::<String, _>(name)
+            .map_err(|e| corrupt(&format!("tasks.{name}"), e))
+    };
+    let count = |name: &str| {
+        row.try_get::<i64, _>(name)
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| corrupt(&format!("tasks.{name}"), "not a count"))
+    };
     Ok(Some(Lease {
-        job: job.parse::<JobId>().map_err(|e| corrupt("jobs.id", e))?,
-        video: video
-            .parse::<VideoId>()
-            .map_err(|e| corrupt("jobs.video", e))?,
-        deliveries: u32::try_from(deliveries).map_err(|e| corrupt("jobs.deliveries", e))?,
+        id: column("id")?.parse().map_err(|e| corrupt("tasks.id", e))?,
+        task: Task {
+            job: column("job")?
+                .parse()
+                .map_err(|e| corrupt("tasks.job", e))?,
+            step: column("step")?,
+            attempt: count("attempt")?,
+        },
+        deliveries: count("deliveries")?,
         token,
     }))
 }
 
-/// Runs a statement guarded by the lease (`?1` job id, `?2` token, running); no row changed means
+/// Runs a statement guarded by the lease (`?1` task id, `?2` token, running); no row changed means
 /// the lease is gone.
 async fn with_lease(
     store: &SqliteStore,
@@ -106,31 +133,30 @@ pub(super) async fn heartbeat(
     extend: Duration,
 ) -> PortResult<()> {
     let query = sqlx::query(
-        "UPDATE jobs SET lease_until = ?3
+        "UPDATE tasks SET lease_until = ?3
          WHERE id = ?1 AND lease_token = ?2 AND status = 'running'",
     )
-    .bind(lease.job.to_string())
+    .bind(lease.id.to_string())
     .bind(&lease.token)
     .bind(micros(after(now(), extend)));
     with_lease(store, query).await
 }
 
-/// Deletes the job, or queues its successor when an enqueue arrived during the run.
+/// Deletes the task, or queues the one an enqueue asked for during the run.
 pub(super) async fn complete(store: &SqliteStore, lease: &Lease) -> PortResult<()> {
     end_run(
         store,
-        lease,
         sqlx::query(
-            "DELETE FROM jobs WHERE id = ?1 AND lease_token = ?2 AND status = 'running'
-             RETURNING rerun_at",
+            "DELETE FROM tasks WHERE id = ?1 AND lease_token = ?2 AND status = 'running'
+             RETURNING job, step, rerun_attempt, rerun_at",
         )
-        .bind(lease.job.to_string())
+        .bind(lease.id.to_string())
         .bind(&lease.token),
     )
     .await
 }
 
-/// Keeps the job, dead, for inspection; queues a successor when an enqueue arrived during the run.
+/// Keeps the task, dead, for inspection; queues the one an enqueue asked for during the run.
 pub(super) async fn dead_letter(
     store: &SqliteStore,
     lease: &Lease,
@@ -138,42 +164,47 @@ pub(super) async fn dead_letter(
 ) -> PortResult<()> {
     end_run(
         store,
-        lease,
         sqlx::query(
-            "UPDATE jobs
+            "UPDATE tasks
              SET status = 'dead', last_error = ?3, lease_owner = NULL, lease_token = NULL,
                  lease_until = NULL
              WHERE id = ?1 AND lease_token = ?2 AND status = 'running'
-             RETURNING rerun_at",
+             RETURNING job, step, rerun_attempt, rerun_at",
         )
-        .bind(lease.job.to_string())
+        .bind(lease.id.to_string())
         .bind(&lease.token)
         .bind(reason),
     )
     .await
 }
 
-/// Runs `end` (which must return the job's `rerun_at`) and, in the same transaction,
-/// queues the successor a mid-run enqueue asked for.
+/// Runs `end` (which must return the task's `job`, `step`, `rerun_attempt` and `rerun_at`) and,
+/// in the same transaction, queues the task a mid-run enqueue asked for. It cannot collide with
+/// the ended task in the one-live-task index: `end` has already deleted that row or made it dead.
 async fn end_run(
     store: &SqliteStore,
-    lease: &Lease,
     end: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
 ) -> PortResult<()> {
     let mut tx = store.write().await?;
     let Some(row) = end.fetch_optional(&mut *tx).await.map_err(port_error)? else {
         return Err(PortError::LeaseLost);
     };
-    let rerun_at: Option<i64> = row
-        .try_get("rerun_at")
-        .map_err(|e| corrupt("jobs.rerun_at", e))?;
-    if let Some(run_at) = rerun_at {
+    let rerun = rerun(&row)?;
+    if let Some((attempt, run_at)) = rerun {
         sqlx::query(
-            "INSERT INTO jobs (id, video, status, run_at, created_at)
-             VALUES (?, ?, 'queued', ?, ?)",
+            "INSERT INTO tasks (id, job, step, attempt, status, run_at, created_at)
+             VALUES (?, ?, ?, ?, 'queued', ?, ?)",
         )
-        .bind(JobId::new().to_string())
-        .bind(lease.video.to_string())
+        .bind(TaskId::new().to_string())
+        .bind(
+            row.try_get::<String, _>("job")
+                .map_err(|e| corrupt("tasks.job", e))?,
+        )
+        .bind(
+            row.try_get::<String, _>("step")
+                .map_err(|e| corrupt("tasks.step", e))?,
+        )
+        .bind(attempt)
         .bind(run_at)
         .bind(micros(now()))
         .execute(&mut *tx)
@@ -181,25 +212,43 @@ async fn end_run(
         .map_err(port_error)?;
     }
     tx.commit().await.map_err(port_error)?;
-    if rerun_at.is_some() {
+    if rerun.is_some() {
         store.work.notify_one();
     }
     Ok(())
 }
 
-/// Queued again at `at`, or earlier if an enqueue during the run asked for that.
+/// The attempt and due time a mid-run enqueue asked for, if one did.
+fn rerun(row: &SqliteRow) -> PortResult<Option<(i64, i64)>> {
+    let attempt: Option<i64> = row
+        .try_get("rerun_attempt")
+        .map_err(|e| corrupt("tasks.rerun_attempt", e))?;
+    let at: Option<i64> = row
+        .try_get("rerun_at")
+        .map_err(|e| corrupt("tasks.rerun_at", e))?;
+    Ok(attempt.zip(at))
+}
+
+/// Queued again at `at`, or, when an enqueue during the run asked for a task, that one: at the
+/// earlier of the two times for the same attempt, at its own time for another (the newest
+/// request names the attempt, as in [`enqueue`]).
 pub(super) async fn release(
     store: &SqliteStore,
     lease: &Lease,
     at: DateTime<Utc>,
 ) -> PortResult<()> {
     let query = sqlx::query(
-        "UPDATE jobs
-         SET status = 'queued', run_at = MIN(?3, COALESCE(rerun_at, ?3)), rerun_at = NULL,
+        "UPDATE tasks
+         SET status = 'queued',
+             run_at = CASE WHEN rerun_attempt IS NULL THEN ?3
+                           WHEN rerun_attempt = attempt THEN MIN(?3, rerun_at)
+                           ELSE rerun_at END,
+             attempt = COALESCE(rerun_attempt, attempt),
+             rerun_at = NULL, rerun_attempt = NULL,
              lease_owner = NULL, lease_token = NULL, lease_until = NULL
          WHERE id = ?1 AND lease_token = ?2 AND status = 'running'",
     )
-    .bind(lease.job.to_string())
+    .bind(lease.id.to_string())
     .bind(&lease.token)
     .bind(micros(at));
     with_lease(store, query).await?;
@@ -207,8 +256,8 @@ pub(super) async fn release(
     Ok(())
 }
 
-/// Sleeps until the earliest moment a job may be claimable (a queued job's `run_at`, a running
-/// job's `lease_until`), `max_wait`, or an enqueue/release through this store, whichever comes
+/// Sleeps until the earliest moment a task may be claimable (a queued task's `run_at`, a running
+/// task's `lease_until`), `max_wait`, or an enqueue/release through this store, whichever comes
 /// first. A failing database reads as "nothing known": wait the full `max_wait`.
 pub(super) async fn wait_for_work(store: &SqliteStore, max_wait: Duration) {
     let wait = match next_due(store).await {
@@ -228,16 +277,16 @@ pub(super) async fn wait_for_work(store: &SqliteStore, max_wait: Duration) {
 async fn next_due(store: &SqliteStore) -> PortResult<Option<DateTime<Utc>>> {
     let due: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(CASE WHEN status = 'queued' THEN run_at ELSE lease_until END)
-         FROM jobs WHERE status IN ('queued', 'running')",
+         FROM tasks WHERE status IN ('queued', 'running')",
     )
     .fetch_one(&store.pool)
     .await
     .map_err(port_error)?;
-    due.map(|d| DateTime::from_timestamp_micros(d).ok_or_else(|| corrupt("jobs.run_at", d)))
+    due.map(|d| DateTime::from_timestamp_micros(d).ok_or_else(|| corrupt("tasks.run_at", d)))
         .transpose()
 }
 
-/// `oldest_queued_seconds` is how long the longest-waiting due job has been due; jobs waiting
+/// `oldest_queued_seconds` is how long the longest-waiting due task has been due; tasks waiting
 /// out a backoff are not late.
 pub(super) async fn stats(store: &SqliteStore) -> PortResult<QueueStats> {
     let at = now();
@@ -246,7 +295,7 @@ pub(super) async fn stats(store: &SqliteStore) -> PortResult<QueueStats> {
                 COUNT(CASE WHEN status = 'running' THEN 1 END),
                 COUNT(CASE WHEN status = 'dead' THEN 1 END),
                 MIN(CASE WHEN status = 'queued' AND run_at <= ?1 THEN run_at END)
-         FROM jobs",
+         FROM tasks",
     )
     .bind(micros(at))
     .fetch_one(&store.pool)

@@ -193,18 +193,22 @@ pub(super) async fn delete_upload(
     Ok(deleted)
 }
 
-/// The deleted session, and its video deleted too when it was still waiting for its bytes.
+/// The deleted session, and its video deleted too when it was still waiting for its bytes. A
+/// video without a job stays `awaiting_upload` once uploaded: `uploaded_at` tells them apart.
 async fn with_waiting_video(
     conn: &mut sqlx::SqliteConnection,
     row: &SqliteRow,
 ) -> PortResult<(Upload, Option<Video>)> {
     let upload = codec::upload(row)?;
-    let video =
-        sqlx::query("DELETE FROM videos WHERE id = ? AND status = 'awaiting_upload' RETURNING *")
-            .bind(upload.video.to_string())
-            .fetch_optional(conn)
-            .await
-            .map_err(port_error)?;
+    let video = sqlx::query(
+        "DELETE FROM videos
+             WHERE id = ? AND status = 'awaiting_upload' AND uploaded_at IS NULL
+             RETURNING *",
+    )
+    .bind(upload.video.to_string())
+    .fetch_optional(conn)
+    .await
+    .map_err(port_error)?;
     Ok((upload, video.as_ref().map(codec::video).transpose()?))
 }
 
@@ -259,7 +263,7 @@ pub(super) async fn abandoned_videos(
 ) -> PortResult<Vec<Video>> {
     let rows = sqlx::query(
         "SELECT * FROM videos
-         WHERE status = 'awaiting_upload' AND created_at < ?
+         WHERE status = 'awaiting_upload' AND uploaded_at IS NULL AND created_at < ?
            AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
          ORDER BY created_at LIMIT ?",
     )
@@ -278,7 +282,8 @@ pub(super) async fn delete_abandoned_video(
 ) -> PortResult<Option<Video>> {
     let row = sqlx::query(
         "DELETE FROM videos
-         WHERE id = ? AND status = 'awaiting_upload' AND created_at < ?
+         WHERE id = ? AND status = 'awaiting_upload' AND uploaded_at IS NULL
+           AND created_at < ?
            AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
          RETURNING *",
     )

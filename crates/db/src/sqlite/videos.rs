@@ -1,6 +1,8 @@
 //! Videos: creation, the owner's listing, the status machine applied atomically with its history
 //! and the notifications a terminal outcome owes.
 
+use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 use vidsnap_domain::{
     Page, PortError, PortResult, StatusChange, Transition, UserId, Video, VideoId, VideoStatus,
 };
@@ -10,7 +12,11 @@ use super::{
     codec::{self, micros, now, to_json, u64_to_i64},
     notifications,
 };
-use crate::{error::port_error, event};
+use crate::{
+    error::port_error,
+    event::{self, Subject},
+    transition,
+};
 
 /// Stores a new video and the first entry of its history (its initial status, attempt 0).
 pub(super) async fn create_video(store: &SqliteStore, video: &Video) -> PortResult<()> {
@@ -20,14 +26,12 @@ pub(super) async fn create_video(store: &SqliteStore, video: &Video) -> PortResu
 }
 
 /// The video row and its first history entry, in the caller's transaction.
-pub(super) async fn insert_video(
-    conn: &mut sqlx::SqliteConnection,
-    video: &Video,
-) -> PortResult<()> {
+pub(super) async fn insert_video(conn: &mut SqliteConnection, video: &Video) -> PortResult<()> {
     sqlx::query(
         "INSERT INTO videos (id, owner, file_name, size, options, status, attempts, max_attempts,
-                             cycle, last_error, probe, outputs, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             cycle, last_error, probe, outputs, job, uploaded_at, created_at,
+                             updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(video.id.to_string())
     .bind(video.owner.to_string())
@@ -41,6 +45,8 @@ pub(super) async fn insert_video(
     .bind(video.last_error.as_ref().map(to_json).transpose()?)
     .bind(video.probe.as_ref().map(to_json).transpose()?)
     .bind(video.outputs.as_ref().map(to_json).transpose()?)
+    .bind(video.job.map(|job| job.to_string()))
+    .bind(video.uploaded_at.map(micros))
     .bind(micros(video.created_at))
     .bind(micros(video.updated_at))
     .execute(&mut *conn)
@@ -122,38 +128,27 @@ pub(super) async fn transition(
     change: Transition,
 ) -> PortResult<Video> {
     let mut tx = store.write().await?;
+    // An error drops the transaction, which rolls it back: nothing was written anyway.
+    let video = transition_in(&mut tx, id, change).await?;
+    tx.commit().await.map_err(port_error)?;
+    Ok(video)
+}
+
+/// The transition, its history entry and the notifications it owes, in the caller's write
+/// transaction. `InvalidTransition` writes nothing, so the transaction stays usable.
+pub(super) async fn transition_in(
+    conn: &mut SqliteConnection,
+    id: VideoId,
+    change: Transition,
+) -> PortResult<Video> {
     let row = sqlx::query("SELECT * FROM videos WHERE id = ?")
         .bind(id.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
         .map_err(port_error)?;
     let mut video = codec::video(&row)?;
-    if !video.status.can_become(change.to) {
-        // Dropping the transaction rolls it back: nothing was written anyway.
-        return Err(PortError::InvalidTransition {
-            from: video.status,
-            to: change.to,
-        });
-    }
     let at = now();
-    if change.new_cycle {
-        video.attempts = 0;
-        video.cycle = video.cycle.saturating_add(1);
-    }
-    if change.start_attempt {
-        video.attempts = video.attempts.saturating_add(1);
-    }
-    video.status = change.to;
-    video.updated_at = at;
-    if let Some(error) = change.error {
-        video.last_error = error;
-    }
-    if let Some(probe) = change.probe {
-        video.probe = Some(probe);
-    }
-    if let Some(outputs) = change.outputs {
-        video.outputs = Some(outputs);
-    }
+    transition::apply(&mut video, &change, at)?;
     sqlx::query(
         "UPDATE videos
          SET status = ?, attempts = ?, cycle = ?, last_error = ?, probe = ?, outputs = ?,
@@ -168,20 +163,34 @@ pub(super) async fn transition(
     .bind(video.outputs.as_ref().map(to_json).transpose()?)
     .bind(micros(at))
     .bind(id.to_string())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(port_error)?;
-    record_history(&mut tx, &video, change.reason.as_deref()).await?;
+    record_history(conn, &video, change.reason.as_deref()).await?;
     if let Some(event) = event::event_for(video.status) {
-        notifications::owe(&mut tx, &video, event, at).await?;
+        notifications::owe(conn, Subject::Video(&video), event, at).await?;
     }
-    tx.commit().await.map_err(port_error)?;
     Ok(video)
+}
+
+/// Sets `uploaded_at` only where it is unset, so exactly one caller sees `true`.
+pub(super) async fn mark_uploaded(store: &SqliteStore, id: VideoId) -> PortResult<bool> {
+    let marked =
+        sqlx::query("UPDATE videos SET uploaded_at = ? WHERE id = ? AND uploaded_at IS NULL")
+            .bind(micros(now()))
+            .bind(id.to_string())
+            .execute(&store.pool)
+            .await
+            .map_err(port_error)?;
+    if marked.rows_affected() == 1 {
+        return Ok(true);
+    }
+    video(store, None, id).await.map(|_| false)
 }
 
 /// The video's current status, at its current attempt, as of its `updated_at`.
 async fn record_history(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut SqliteConnection,
     video: &Video,
     reason: Option<&str>,
 ) -> PortResult<()> {
@@ -199,7 +208,8 @@ async fn record_history(
     Ok(())
 }
 
-/// History and notifications go with the video (foreign keys cascade).
+/// History, notifications and the job `/v1/videos` made for it go with the video (foreign keys
+/// cascade); jobs that merely read it stay.
 pub(super) async fn delete_video(
     store: &SqliteStore,
     owner: UserId,
@@ -233,13 +243,17 @@ pub(super) async fn count_by_status(store: &SqliteStore) -> PortResult<Vec<(Vide
     Ok(counts)
 }
 
+/// Pre-jobs videos, queued or processing when the database was upgraded (their old queue rows
+/// were dropped) and never given a job since: the scheduler makes them one. A video with a job
+/// is the job's business (`overdue_tasks` covers its lost tasks).
 pub(super) async fn stale_queued(
     store: &SqliteStore,
-    before: chrono::DateTime<chrono::Utc>,
+    before: DateTime<Utc>,
     limit: u32,
 ) -> PortResult<Vec<VideoId>> {
     let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM videos WHERE status = 'queued' AND updated_at < ?
+        "SELECT id FROM videos
+         WHERE status IN ('queued', 'processing') AND job IS NULL AND updated_at < ?
          ORDER BY updated_at LIMIT ?",
     )
     .bind(micros(before))
