@@ -33,6 +33,9 @@ enum Command {
     Probe(ProbeArgs),
     /// Extract a frame every N seconds into DIR/{stem}-images.zip, plus DIR/{stem}-image.{ext}.
     Frames(FramesArgs),
+    /// Run a recipe (a file, or a built-in's name) here, with no server: artefacts in
+    /// DIR/{step}/, DIR/job.json describing them. Exit 0 succeeded, 1 failed, 2 usage error.
+    Run(crate::run::RunArgs),
     /// Run the service: API, workers and notifications (embedded defaults: SQLite, local disk).
     Serve(ServeArgs),
     /// Print the merged configuration `serve` would use, secrets redacted.
@@ -262,6 +265,7 @@ pub(crate) fn run() -> ExitCode {
                 args.json,
                 interruptible(commands::frames(&engine, args)).await,
             ),
+            Command::Run(args) => (args.json, crate::run::run(engine, args).await),
             Command::InternalExtract | Command::Serve(_) | Command::Config(_) => {
                 (false, Ok(ExitCode::SUCCESS))
             }
