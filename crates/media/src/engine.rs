@@ -47,6 +47,16 @@ impl Default for MediaConfig {
     }
 }
 
+/// What to do when ffprobe cannot be started.
+const INSTALL_FFMPEG: &str = "install FFmpeg (Debian/Ubuntu: `apt-get install ffmpeg`, macOS: \
+     `brew install ffmpeg`) or set VIDSNAP_MEDIA__FFPROBE (`--ffprobe`) to its path";
+
+/// What to do when the extractor cannot be started. It is our own executable, not a setting, so
+/// it can only have gone missing under a running process.
+pub(crate) const RESTART_VIDSNAP: &str = "it is the vidsnap executable itself, run as the frame \
+     extractor (`vidsnap internal-extract`), and it was moved, deleted or made non-executable \
+     after this process started: restart vidsnap";
+
 /// The program (and leading arguments) that runs [`crate::extract::child_main`]: the `vidsnap`
 /// binary itself with its hidden `internal-extract` subcommand.
 #[derive(Debug, Clone)]
@@ -97,7 +107,7 @@ impl MediaEngine {
         let size = file_size(input).await?;
         // Reading a header is quick whatever the size; the allowance covers slow disks.
         let timeout = self.timeout_for(size as f64 / 50e6);
-        let invocation = Invocation::new(&self.config.ffprobe, "FFPROBE", timeout)
+        let invocation = Invocation::new(&self.config.ffprobe, INSTALL_FFMPEG, timeout)
             .args(["-v", "error", "-hide_banner", "-print_format", "json"])
             .args(["-show_format", "-show_streams"])
             .arg(file_url(input));
@@ -139,7 +149,7 @@ impl MediaEngine {
         probe: &Probe,
     ) -> Result<Option<f64>, MediaError> {
         let timeout = self.timeout_for(probe.size_bytes as f64 / 5e6);
-        let invocation = Invocation::new(&self.config.ffprobe, "FFPROBE", timeout)
+        let invocation = Invocation::new(&self.config.ffprobe, INSTALL_FFMPEG, timeout)
             .args(["-v", "error", "-hide_banner", "-select_streams", "v:0"])
             .args([
                 "-show_entries",

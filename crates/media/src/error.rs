@@ -5,19 +5,21 @@ use std::{path::PathBuf, time::Duration};
 use vidsnap_domain::ErrorCode;
 
 /// Why a media operation failed. Bad input is [`MediaError::Rejected`]; the rest are about the
-/// machine (tools, time, disk) and may succeed on another attempt.
+/// machine (tools, time, disk) and may succeed on another attempt: [`MediaError::is_retryable`]
+/// is the one place that says which.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     /// The input is not something Vidsnap will process; `code` says why.
     #[error("{message}")]
     Rejected { code: ErrorCode, message: String },
 
-    /// A required program is not installed.
-    #[error(
-        "{program} was not found: install FFmpeg (Debian/Ubuntu: `apt-get install ffmpeg`, \
-         macOS: `brew install ffmpeg`) or set VIDSNAP_MEDIA__{env} to its path"
-    )]
-    ToolMissing { program: String, env: &'static str },
+    /// A required program could not be started (not installed, not executable); `remedy` is
+    /// what the person running Vidsnap can do about it, which depends on the program.
+    #[error("{program} could not be started: {remedy}")]
+    ToolMissing {
+        program: String,
+        remedy: &'static str,
+    },
 
     /// A program ran longer than this input allows.
     #[error("{program} did not finish within {limit:?}")]
@@ -69,6 +71,41 @@ impl MediaError {
         }
     }
 
+    /// Whether another attempt, maybe on another machine, could succeed: the worker retries
+    /// these (with a backoff, a bounded number of times) and gives up at once on the rest.
+    ///
+    /// The rule: retry what is about the machine, abort what is about the input.
+    /// - Retry: a timeout (a loaded machine; attempts are bounded, so a file that hangs the
+    ///   decoder every time is retried only a few times), I/O on our own files (disk full), a
+    ///   tool that cannot be started (`ffmpeg-missing`: another worker may have it), a tool
+    ///   failing for a reason not put on the input, an interrupted run, an internal error, and
+    ///   an input file that is not there: the engine is only handed local copies its caller
+    ///   made, so a missing one says nothing about the video.
+    /// - Abort: the input can never succeed: not a video, corrupt, no video stream, too large,
+    ///   too long, too wide, an unsupported format, invalid options.
+    pub fn is_retryable(&self) -> bool {
+        let Self::Rejected { code, .. } = self else {
+            return true;
+        };
+        // Every code is listed so that a new one needs a decision here.
+        match code {
+            ErrorCode::InputNotFound
+            | ErrorCode::FfmpegMissing
+            | ErrorCode::Timeout
+            | ErrorCode::OutputFailed
+            | ErrorCode::Interrupted
+            | ErrorCode::Internal => true,
+            ErrorCode::InvalidArgument
+            | ErrorCode::UnsupportedFormat
+            | ErrorCode::NotAVideo
+            | ErrorCode::NoVideoStream
+            | ErrorCode::CorruptInput
+            | ErrorCode::TooLarge
+            | ErrorCode::TooLong
+            | ErrorCode::DimensionsTooLarge => false,
+        }
+    }
+
     /// The stable code this error is reported with.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -79,5 +116,73 @@ impl MediaError {
             Self::Io { .. } => ErrorCode::OutputFailed,
             Self::Interrupted => ErrorCode::Interrupted,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_error() -> MediaError {
+        MediaError::io(
+            "writing",
+            "/tmp/x.zip",
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        )
+    }
+
+    #[test]
+    fn machine_trouble_is_retried() {
+        let retried = [
+            MediaError::ToolMissing {
+                program: "ffprobe".into(),
+                remedy: "install it",
+            },
+            MediaError::Timeout {
+                program: "ffprobe".into(),
+                limit: Duration::from_secs(1),
+            },
+            MediaError::ToolFailed {
+                program: "ffprobe".into(),
+                status: "exit status: 1".into(),
+                stderr_tail: String::new(),
+            },
+            io_error(),
+            MediaError::Interrupted,
+            MediaError::Internal("bug".into()),
+            MediaError::rejected(ErrorCode::InputNotFound, "gone"),
+        ];
+        for error in retried {
+            assert!(error.is_retryable(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn bad_input_is_never_retried() {
+        for code in [
+            ErrorCode::InvalidArgument,
+            ErrorCode::UnsupportedFormat,
+            ErrorCode::NotAVideo,
+            ErrorCode::NoVideoStream,
+            ErrorCode::CorruptInput,
+            ErrorCode::TooLarge,
+            ErrorCode::TooLong,
+            ErrorCode::DimensionsTooLarge,
+        ] {
+            let error = MediaError::rejected(code, "no");
+            assert!(!error.is_retryable(), "{code}");
+            assert_eq!(error.code(), code);
+        }
+    }
+
+    #[test]
+    fn the_reported_code_of_a_missing_tool_is_ffmpeg_missing_and_retried() {
+        let error = MediaError::ToolMissing {
+            program: "ffprobe".into(),
+            remedy: "install it",
+        };
+        assert_eq!(error.code(), ErrorCode::FfmpegMissing);
+        // ErrorCode::is_transient says otherwise for the code alone; the error decides.
+        assert!(!error.code().is_transient() && error.is_retryable());
     }
 }

@@ -124,7 +124,7 @@ impl MediaEngine {
             serde_json::to_vec(&spec).map_err(|e| MediaError::Internal(format!("spec: {e}")))?;
         let invocation = Invocation::new(
             &self.extractor.program,
-            "EXTRACTOR",
+            crate::engine::RESTART_VIDSNAP,
             self.timeout_for(duration),
         )
         .args(self.extractor.args.iter().cloned())

@@ -34,24 +34,20 @@ pub struct Invocation {
     pub args: Vec<OsString>,
     /// Bytes written to the child's stdin, which is then closed.
     pub stdin: Option<Vec<u8>>,
-    /// Wall-clock limit for the whole run.
+    /// Wall-clock limit for the whole run, feeding stdin included.
     pub timeout: Duration,
-    /// The environment variable that overrides `program`, named in "not installed" errors.
-    pub override_env: &'static str,
+    /// What to do when the program cannot be started, for [`MediaError::ToolMissing`].
+    pub remedy: &'static str,
 }
 
 impl Invocation {
-    pub fn new(
-        program: impl Into<OsString>,
-        override_env: &'static str,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(program: impl Into<OsString>, remedy: &'static str, timeout: Duration) -> Self {
         Self {
             program: program.into(),
             args: Vec::new(),
             stdin: None,
             timeout,
-            override_env,
+            remedy,
         }
     }
 
@@ -130,17 +126,24 @@ impl ProcessRunner {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
                 MediaError::ToolMissing {
                     program: program.clone(),
-                    env: invocation.override_env,
+                    remedy: invocation.remedy,
                 }
             }
             _ => MediaError::Internal(format!("starting {program}: {e}")),
         })?;
         tracing::debug!(%program, args = ?invocation.args, "started");
 
-        if let (Some(bytes), Some(mut stdin)) = (invocation.stdin, child.stdin.take()) {
-            // A child that exits early closes its end; that surfaces as its exit status instead.
-            let _ = stdin.write_all(&bytes).await;
-        }
+        let deadline = Instant::now() + invocation.timeout;
+        // Fed from a task of its own: a child that reads its stdin late (or never) while it
+        // fills stdout or stderr would otherwise block this write, and with it the readers of
+        // those pipes, for ever. The caller's reads and waits are what the deadline bounds.
+        let stdin_task = match (invocation.stdin, child.stdin.take()) {
+            (Some(bytes), Some(mut stdin)) => Some(AbortOnDrop(tokio::spawn(async move {
+                // A child that exits early closes its end; that surfaces as its exit status.
+                let _ = tokio::time::timeout_at(deadline, stdin.write_all(&bytes)).await;
+            }))),
+            _ => None,
+        };
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let stderr_task = child.stderr.take().map(|stderr| {
             let tail = Arc::clone(&tail);
@@ -163,8 +166,9 @@ impl ProcessRunner {
             lines: None,
             stderr_task,
             tail,
-            deadline: Instant::now() + invocation.timeout,
+            deadline,
             limit: invocation.timeout,
+            _stdin_task: stdin_task,
             _permit: permit,
         })
     }
@@ -182,7 +186,18 @@ pub struct Running {
     tail: Arc<Mutex<VecDeque<String>>>,
     deadline: Instant,
     limit: Duration,
+    _stdin_task: Option<AbortOnDrop>,
     _permit: OwnedSemaphorePermit,
+}
+
+/// A task that must not outlive its process: the stdin writer holds the pipe open.
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Running {
@@ -261,5 +276,64 @@ impl Finished {
             status: self.status.to_string(),
             stderr_tail: self.stderr_tail,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant as StdInstant;
+
+    use super::*;
+
+    /// More than a pipe buffer (64 KiB on Linux), so the child must read for the write to end.
+    const LARGE: usize = 1 << 20;
+
+    #[tokio::test]
+    async fn a_child_that_never_reads_stdin_times_out() {
+        let runner = ProcessRunner::new(1);
+        let invocation = Invocation::new("sleep", "install coreutils", Duration::from_secs(1))
+            .arg("60")
+            .stdin(vec![b'x'; LARGE]);
+        let started = StdInstant::now();
+        let result = runner.output(invocation).await;
+        assert!(
+            matches!(result, Err(MediaError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn stdin_is_fed_while_stdout_is_read() {
+        // `cat` writes as it reads: with stdin fed before stdout was read, both pipes filled up.
+        let runner = ProcessRunner::new(1);
+        let bytes: Vec<u8> = (0..LARGE).map(|i| (i % 251) as u8).collect();
+        let invocation = Invocation::new("cat", "install coreutils", Duration::from_secs(20))
+            .stdin(bytes.clone());
+        let echoed = runner
+            .output(invocation)
+            .await
+            .expect("cat echoes its stdin");
+        assert!(echoed == bytes, "{} bytes back", echoed.len());
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_names_its_remedy() {
+        let runner = ProcessRunner::new(1);
+        let invocation = Invocation::new(
+            "/nonexistent/vidsnap-tool",
+            "do the thing",
+            Duration::from_secs(5),
+        );
+        let error = runner.output(invocation).await.expect_err("missing");
+        assert_eq!(
+            error.to_string(),
+            "/nonexistent/vidsnap-tool could not be started: do the thing"
+        );
+        assert!(error.is_retryable());
     }
 }
