@@ -1,7 +1,7 @@
-//! Claim throughput of the PostgreSQL job queue, on no-op jobs: for each worker count, a fresh
-//! database, `--jobs` jobs enqueued first (8 enqueuers), then that many workers, each in a loop of
-//! `claim` + `complete` through one shared `PgStore` (one pool, as one worker process has), as
-//! fast as they can. Prints claims per second; `bench/queue` runs it.
+//! Claim throughput of the PostgreSQL task queue, on no-op tasks (each of a job of its own): for
+//! each worker count, a fresh database, `--jobs` tasks enqueued first (8 enqueuers), then that
+//! many workers, each in a loop of `claim` + `complete` through one shared `PgStore` (one pool, as
+//! one worker process has), as fast as they can. Prints claims per second; `bench/queue` runs it.
 //!
 //! ```text
 //! cargo run --release -p vidsnap-db --features contract --example queue_bench -- \
@@ -23,7 +23,7 @@ use std::{
 
 use sqlx::{Connection, PgConnection};
 use vidsnap_db::{PgStore, testing::ScratchDatabase};
-use vidsnap_domain::{JobQueue, NewJob, VideoId};
+use vidsnap_domain::{JobId, JobQueue, NewTask, Task};
 
 const ENQUEUERS: usize = 8;
 const LEASE: Duration = Duration::from_secs(300);
@@ -138,8 +138,12 @@ async fn run(args: &Args, workers: usize) -> Result<Run, Box<dyn Error>> {
         enqueuers.push(tokio::spawn(async move {
             for _ in 0..count {
                 store
-                    .enqueue(NewJob {
-                        video: VideoId::new(),
+                    .enqueue(NewTask {
+                        task: Task {
+                            job: JobId::new(),
+                            step: "bench".to_owned(),
+                            attempt: 1,
+                        },
                         not_before: chrono::Utc::now(),
                     })
                     .await?;

@@ -1,5 +1,6 @@
-//! Test support for the PostgreSQL backend: which server the tests use, and a scratch database
-//! per test (or per bench run), so tests never see each other's rows and run in parallel.
+//! Test support: which PostgreSQL server the tests use, a scratch database per test (or per bench
+//! run) so tests never see each other's rows and run in parallel, and databases of an older
+//! schema for upgrade tests ([`sqlite_schema_until`], [`postgres_schema_until`]).
 //!
 //! The server is `VIDSNAP_TEST_POSTGRES_URL` if set, else that key in `.services/env` (written by
 //! `scripts/test-services.sh`; `$VIDSNAP_SERVICES_DIR/env` when that is set), else
@@ -14,7 +15,10 @@ use std::{
     time::Duration,
 };
 
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::{
+    AssertSqlSafe, Connection, Executor, PgConnection, PgPool, SqlitePool,
+    sqlite::SqliteConnectOptions,
+};
 
 use crate::postgres::redact;
 
@@ -130,6 +134,36 @@ impl Drop for ScratchDatabase {
             );
         }
     }
+}
+
+/// Creates (if missing) the SQLite database at `path` with the migrations up to `last` only, as
+/// a deployment of that version left it, and returns a pool on it to fill with that version's
+/// rows. Close it before opening a store, which applies the rest.
+pub async fn sqlite_schema_until(path: &Path, last: i64) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePool::connect_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    crate::sqlite::migrator_until(last)
+        .run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("cannot migrate {} to {last}: {e}", path.display()));
+    pool
+}
+
+/// As [`sqlite_schema_until`], on the PostgreSQL database at `url` (a [`ScratchDatabase`]).
+pub async fn postgres_schema_until(url: &str, last: i64) -> PgPool {
+    let pool = PgPool::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", redact(url)));
+    crate::postgres::migrator_until(last)
+        .run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("cannot migrate {} to {last}: {e}", redact(url)));
+    pool
 }
 
 /// A connection to the server's administrative database, or a panic saying how to get a server.

@@ -19,6 +19,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod accounts;
+pub mod jobs;
 pub mod notifications;
 pub mod queue;
 pub mod uploads;
@@ -48,7 +49,24 @@ macro_rules! contract_tests {
             transitions_follow_the_status_machine,
             deleting_a_video_takes_its_history_and_notifications,
             counts_cover_every_status,
-            stale_queued_lists_only_old_queued_videos,
+            stale_queued_lists_only_old_videos_without_a_job,
+            mark_uploaded_records_the_upload_once,
+        );
+        $crate::contract_tests!(@each $fresh, jobs:
+            jobs_read_back_as_created,
+            other_users_jobs_are_not_found,
+            jobs_are_paged_newest_first,
+            changes_are_applied_and_persisted,
+            refused_changes_write_nothing,
+            a_stale_start_writes_nothing,
+            racing_starts_start_once,
+            a_dead_workers_last_attempt_is_recorded,
+            a_videos_job_mirrors_its_video,
+            a_finished_job_notifies_once_per_channel_per_cycle,
+            jobs_waiting_for_an_upload,
+            overdue_tasks_are_ready_steps_past_due,
+            deleting_a_job_takes_its_steps_and_events,
+            deleting_a_video_takes_its_own_job_only,
         );
         $crate::contract_tests!(@each $fresh, uploads:
             uploads_are_created_with_their_video_and_owned,
@@ -65,14 +83,14 @@ macro_rules! contract_tests {
             deliveries_are_the_webhooks_newest_first,
         );
         $crate::contract_tests!(@each $fresh, queue:
-            enqueue_is_idempotent_per_video,
+            enqueue_is_idempotent_per_job_step,
             enqueue_during_a_run_queues_the_next,
-            claims_take_the_oldest_due_job,
+            claims_take_the_oldest_due_task,
             expired_leases_are_taken_over,
             release_and_dead_letter,
             stats_count_and_age,
             wait_for_work_wakes_on_enqueue,
-            wait_for_work_wakes_when_a_job_or_lease_falls_due,
+            wait_for_work_wakes_when_a_task_or_lease_falls_due,
         );
     };
     (@each $fresh:path, $module:ident: $($check:ident),* $(,)?) => {
@@ -128,6 +146,8 @@ pub fn video(owner: UserId, file_name: &str) -> Video {
         last_error: None,
         probe: None,
         outputs: None,
+        job: None,
+        uploaded_at: None,
         created_at: at,
         updated_at: at,
     }

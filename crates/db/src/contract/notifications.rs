@@ -59,6 +59,7 @@ pub async fn terminal_outcomes_notify_once_per_channel(repo: &dyn Repository) {
         assert_eq!(n.delivered_at, None);
         assert_eq!(n.payload["id"], n.id.to_string());
         assert_eq!(n.payload["type"], "video.succeeded");
+        assert_eq!(n.payload["version"], 1);
         assert!(n.payload["created_at"].is_string());
         assert_eq!(n.payload["video"]["id"], clip.id.to_string());
         assert_eq!(n.payload["video"]["file_name"], "clip.mp4");

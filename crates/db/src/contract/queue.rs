@@ -1,18 +1,28 @@
-//! The job queue: one live job per video, leases that expire and are taken over, wake-ups.
+//! The task queue: one live task per job step, leases that expire and are taken over, wake-ups.
 
 use std::time::{Duration, Instant};
 
-use vidsnap_domain::{JobQueue, Lease, NewJob, PortError, VideoId};
+use vidsnap_domain::{JobId, JobQueue, Lease, NewTask, PortError, Task};
 
 use super::{eventually, now, seconds};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn job(video: VideoId, offset_seconds: i64) -> NewJob {
-    NewJob {
-        video,
+/// Attempt `attempt` of step `step` of `job`, due `offset_seconds` from now.
+fn attempt(job: JobId, step: &str, attempt: u32, offset_seconds: i64) -> NewTask {
+    NewTask {
+        task: Task {
+            job,
+            step: step.to_owned(),
+            attempt,
+        },
         not_before: now() + seconds(offset_seconds),
     }
+}
+
+/// The first attempt of `job`'s `frames` step.
+fn task(job: JobId, offset_seconds: i64) -> NewTask {
+    attempt(job, "frames", 1, offset_seconds)
 }
 
 async fn claim(queue: &dyn JobQueue, worker: &str) -> Option<Lease> {
@@ -26,73 +36,102 @@ fn assert_lease_lost(result: Result<(), PortError>, what: &str) {
     );
 }
 
-pub async fn enqueue_is_idempotent_per_video(queue: &dyn JobQueue) {
-    let video = VideoId::new();
-    queue.enqueue(job(video, 0)).await.unwrap();
-    queue.enqueue(job(video, 0)).await.unwrap();
+pub async fn enqueue_is_idempotent_per_job_step(queue: &dyn JobQueue) {
+    let job = JobId::new();
+    queue.enqueue(task(job, 0)).await.unwrap();
+    queue.enqueue(task(job, 0)).await.unwrap();
     assert_eq!(queue.stats().await.unwrap().queued, 1);
+    // Another step of the job is another task.
+    queue
+        .enqueue(attempt(job, "thumbnail", 1, 3600))
+        .await
+        .unwrap();
+    assert_eq!(queue.stats().await.unwrap().queued, 2);
 
     let lease = claim(queue, "w1").await.unwrap();
-    assert_eq!((lease.video, lease.deliveries), (video, 1));
+    assert_eq!(lease.task, task(job, 0).task);
+    assert_eq!(lease.deliveries, 1);
     queue.complete(&lease).await.unwrap();
-    assert_eq!(queue.stats().await.unwrap().queued, 0);
-    queue.enqueue(job(video, 0)).await.unwrap();
+    assert_eq!(queue.stats().await.unwrap().queued, 1);
+    queue.enqueue(task(job, 0)).await.unwrap();
     assert_eq!(
         queue.stats().await.unwrap().queued,
-        1,
-        "a finished job does not absorb it"
+        2,
+        "a finished task does not absorb it"
     );
     queue
         .complete(&claim(queue, "w1").await.unwrap())
         .await
         .unwrap();
 
-    // A second enqueue makes a queued job due at the earlier of the two times.
-    let later = VideoId::new();
-    queue.enqueue(job(later, 3600)).await.unwrap();
+    // A second enqueue of the same attempt makes a queued task due at the earlier of the two
+    // times.
+    let later = JobId::new();
+    queue.enqueue(task(later, 3600)).await.unwrap();
     assert_eq!(claim(queue, "w1").await, None, "not due yet");
-    queue.enqueue(job(later, 7200)).await.unwrap();
+    queue.enqueue(task(later, 7200)).await.unwrap();
     assert_eq!(
         claim(queue, "w1").await,
         None,
         "a later time does not postpone it further"
     );
-    queue.enqueue(job(later, 0)).await.unwrap();
+    queue.enqueue(task(later, 0)).await.unwrap();
     let lease = claim(queue, "w1").await.expect("due now");
-    assert_eq!(lease.video, later);
-    assert_eq!(queue.stats().await.unwrap().queued, 0);
+    assert_eq!(lease.task.job, later);
+    queue.complete(&lease).await.unwrap();
+
+    // Another attempt replaces the queued one, with its own time: the newest enqueue names the
+    // attempt the step expects (here, attempt 1 again after a re-run).
+    let rerun = JobId::new();
+    queue.enqueue(attempt(rerun, "frames", 3, 0)).await.unwrap();
+    queue
+        .enqueue(attempt(rerun, "frames", 1, 3600))
+        .await
+        .unwrap();
+    assert_eq!(claim(queue, "w1").await, None, "at the new attempt's time");
+    queue.enqueue(attempt(rerun, "frames", 1, 0)).await.unwrap();
+    let lease = claim(queue, "w1").await.expect("due now");
+    assert_eq!(lease.task, attempt(rerun, "frames", 1, 0).task);
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.queued, stats.running), (1, 1), "the thumbnail waits");
 }
 
-/// An enqueue while the video's job runs (a user's retry racing the worker's last steps) is not
-/// lost: the running job stays the only live one, and its end queues the next run.
+/// An enqueue while the step's task runs (the worker queueing the next attempt before it
+/// acknowledges this one, a user's re-run racing the run's end) is not lost: the running task
+/// stays the only live one for the step, and its end queues the requested one.
 pub async fn enqueue_during_a_run_queues_the_next(queue: &dyn JobQueue) {
-    let video = VideoId::new();
-    queue.enqueue(job(video, 0)).await.unwrap();
+    let job = JobId::new();
+    queue.enqueue(task(job, 0)).await.unwrap();
     let run = claim(queue, "w1").await.unwrap();
-    queue.enqueue(job(video, 0)).await.unwrap();
-    queue.enqueue(job(video, 0)).await.unwrap();
+    queue.enqueue(attempt(job, "frames", 2, 0)).await.unwrap();
+    queue.enqueue(attempt(job, "frames", 2, 0)).await.unwrap();
     let stats = queue.stats().await.unwrap();
     assert_eq!(
         (stats.queued, stats.running),
         (0, 1),
-        "one live job per video"
+        "one live task per job step"
     );
     assert_eq!(claim(queue, "w2").await, None, "not while it runs");
 
     queue.complete(&run).await.unwrap();
     let next = claim(queue, "w2")
         .await
-        .expect("the next run, queued by the completion");
-    assert_eq!((next.video, next.deliveries), (video, 1));
-    assert_ne!(next.job, run.job);
+        .expect("the next attempt, queued by the completion");
+    assert_eq!(next.task, attempt(job, "frames", 2, 0).task);
+    assert_eq!(next.deliveries, 1);
+    assert_ne!(next.id, run.id);
     assert_eq!(claim(queue, "w2").await, None, "two enqueues, one next run");
 
-    queue.enqueue(job(video, 0)).await.unwrap();
+    queue.enqueue(attempt(job, "frames", 3, 0)).await.unwrap();
     queue.dead_letter(&next, "gave up").await.unwrap();
     let after_dead = claim(queue, "w3").await.expect("queued by the dead-letter");
-    assert_eq!(after_dead.video, video);
+    assert_eq!(after_dead.task, attempt(job, "frames", 3, 0).task);
 
-    queue.enqueue(job(video, 3600)).await.unwrap();
+    // The same attempt requested during the run: the release keeps the earlier time.
+    queue
+        .enqueue(attempt(job, "frames", 3, 3600))
+        .await
+        .unwrap();
     queue
         .release(&after_dead, now() + seconds(7200))
         .await
@@ -104,11 +143,20 @@ pub async fn enqueue_during_a_run_queues_the_next(queue: &dyn JobQueue) {
         None,
         "released until the earlier of the two"
     );
-    queue.enqueue(job(video, 0)).await.unwrap();
+    queue.enqueue(attempt(job, "frames", 3, 0)).await.unwrap();
+    let released = claim(queue, "w3").await.unwrap();
+    assert_eq!(released.task.attempt, 3);
+    // Another attempt requested during the run: the release queues that one, at its time.
+    queue.enqueue(attempt(job, "frames", 4, 0)).await.unwrap();
     queue
-        .complete(&claim(queue, "w3").await.unwrap())
+        .release(&released, now() + seconds(7200))
         .await
         .unwrap();
+    let fourth = claim(queue, "w3")
+        .await
+        .expect("the requested attempt, due now");
+    assert_eq!(fourth.task.attempt, 4);
+    queue.complete(&fourth).await.unwrap();
     assert_eq!(
         queue.stats().await.unwrap().queued,
         0,
@@ -116,30 +164,25 @@ pub async fn enqueue_during_a_run_queues_the_next(queue: &dyn JobQueue) {
     );
 }
 
-pub async fn claims_take_the_oldest_due_job(queue: &dyn JobQueue) {
-    let (a, b, c, future) = (
-        VideoId::new(),
-        VideoId::new(),
-        VideoId::new(),
-        VideoId::new(),
-    );
-    queue.enqueue(job(a, -1)).await.unwrap();
-    queue.enqueue(job(b, -3)).await.unwrap();
-    queue.enqueue(job(future, 3600)).await.unwrap();
-    queue.enqueue(job(c, -2)).await.unwrap();
+pub async fn claims_take_the_oldest_due_task(queue: &dyn JobQueue) {
+    let (a, b, c, future) = (JobId::new(), JobId::new(), JobId::new(), JobId::new());
+    queue.enqueue(task(a, -1)).await.unwrap();
+    queue.enqueue(task(b, -3)).await.unwrap();
+    queue.enqueue(task(future, 3600)).await.unwrap();
+    queue.enqueue(task(c, -2)).await.unwrap();
 
     let mut leases = Vec::new();
     while let Some(lease) = claim(queue, "w1").await {
         leases.push(lease);
     }
     assert_eq!(
-        leases.iter().map(|l| l.video).collect::<Vec<_>>(),
+        leases.iter().map(|l| l.task.job).collect::<Vec<_>>(),
         vec![b, c, a],
-        "due jobs, oldest first; the future one waits"
+        "due tasks, oldest first; the future one waits"
     );
     assert!(leases.iter().all(|l| l.deliveries == 1));
     assert_ne!(leases[0].token, leases[1].token);
-    assert_ne!(leases[0].job, leases[1].job);
+    assert_ne!(leases[0].id, leases[1].id);
     for lease in &leases {
         queue.complete(lease).await.unwrap();
     }
@@ -148,8 +191,8 @@ pub async fn claims_take_the_oldest_due_job(queue: &dyn JobQueue) {
 }
 
 pub async fn expired_leases_are_taken_over(queue: &dyn JobQueue) {
-    let video = VideoId::new();
-    queue.enqueue(job(video, 0)).await.unwrap();
+    let job = JobId::new();
+    queue.enqueue(task(job, 0)).await.unwrap();
     let first = claim(queue, "w1").await.unwrap();
     assert_eq!(claim(queue, "w2").await, None, "a held lease is not taken");
     queue.heartbeat(&first, HOUR).await.unwrap();
@@ -165,7 +208,7 @@ pub async fn expired_leases_are_taken_over(queue: &dyn JobQueue) {
         || claim(queue, "w2"),
     )
     .await;
-    assert_eq!((second.job, second.video), (first.job, video));
+    assert_eq!((second.id, &second.task), (first.id, &first.task));
     assert_eq!(second.deliveries, 2, "the takeover is a second delivery");
     assert_ne!(second.token, first.token);
 
@@ -192,8 +235,8 @@ pub async fn expired_leases_are_taken_over(queue: &dyn JobQueue) {
 }
 
 pub async fn release_and_dead_letter(queue: &dyn JobQueue) {
-    let video = VideoId::new();
-    queue.enqueue(job(video, 0)).await.unwrap();
+    let job = JobId::new();
+    queue.enqueue(task(job, 0)).await.unwrap();
     let first = claim(queue, "w1").await.unwrap();
     queue.release(&first, now() + seconds(3600)).await.unwrap();
     assert_eq!(claim(queue, "w1").await, None, "released until later");
@@ -205,9 +248,9 @@ pub async fn release_and_dead_letter(queue: &dyn JobQueue) {
         "heartbeat after release",
     );
 
-    queue.enqueue(job(video, 0)).await.unwrap();
+    queue.enqueue(task(job, 0)).await.unwrap();
     let second = claim(queue, "w1").await.expect("due again");
-    assert_eq!((second.job, second.deliveries), (first.job, 2));
+    assert_eq!((second.id, second.deliveries), (first.id, 2));
     queue.release(&second, now()).await.unwrap();
     let third = claim(queue, "w1").await.expect("released for now");
     assert_eq!(third.deliveries, 3);
@@ -218,15 +261,15 @@ pub async fn release_and_dead_letter(queue: &dyn JobQueue) {
     assert_eq!(
         claim(queue, "w1").await,
         None,
-        "dead jobs are not handed out"
+        "dead tasks are not handed out"
     );
     assert_lease_lost(queue.complete(&third).await, "complete after dead-letter");
 
-    queue.enqueue(job(video, 0)).await.unwrap();
+    queue.enqueue(task(job, 0)).await.unwrap();
     let fresh = claim(queue, "w1")
         .await
-        .expect("a dead job does not block a new one");
-    assert_ne!(fresh.job, first.job);
+        .expect("a dead task does not block a new one");
+    assert_ne!(fresh.id, first.id);
     assert_eq!(fresh.deliveries, 1);
 }
 
@@ -241,18 +284,18 @@ pub async fn stats_count_and_age(queue: &dyn JobQueue) {
         ),
         (0, 0, 0, None)
     );
-    queue.enqueue(job(VideoId::new(), -10)).await.unwrap();
-    queue.enqueue(job(VideoId::new(), -5)).await.unwrap();
-    queue.enqueue(job(VideoId::new(), 3600)).await.unwrap();
+    queue.enqueue(task(JobId::new(), -10)).await.unwrap();
+    queue.enqueue(task(JobId::new(), -5)).await.unwrap();
+    queue.enqueue(task(JobId::new(), 3600)).await.unwrap();
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.queued, stats.running, stats.dead), (3, 0, 0));
-    let oldest = stats.oldest_queued_seconds.expect("an oldest due job");
+    let oldest = stats.oldest_queued_seconds.expect("an oldest due task");
     assert!((10.0..60.0).contains(&oldest), "oldest {oldest}");
 
     let lease = claim(queue, "w1").await.unwrap();
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.queued, stats.running), (2, 1));
-    let oldest = stats.oldest_queued_seconds.expect("an oldest due job");
+    let oldest = stats.oldest_queued_seconds.expect("an oldest due task");
     assert!((5.0..10.0).contains(&oldest), "oldest {oldest}");
 
     queue.dead_letter(&lease, "gave up").await.unwrap();
@@ -264,7 +307,7 @@ pub async fn stats_count_and_age(queue: &dyn JobQueue) {
     assert_eq!((stats.queued, stats.running, stats.dead), (1, 0, 1));
     assert_eq!(
         stats.oldest_queued_seconds, None,
-        "a job waiting out its backoff is not late"
+        "a task waiting out its backoff is not late"
     );
 }
 
@@ -274,31 +317,31 @@ pub async fn wait_for_work_wakes_on_enqueue(queue: &dyn JobQueue) {
 
     let long = Duration::from_secs(30);
     let started = Instant::now();
-    let video = VideoId::new();
+    let job = JobId::new();
     tokio::join!(queue.wait_for_work(long), async {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        queue.enqueue(job(video, 0)).await.unwrap();
+        queue.enqueue(task(job, 0)).await.unwrap();
     });
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
 
     // An enqueue between a worker's empty claim and its wait is not slept through, even for a
-    // job due later (the wait does not know it is due later).
+    // task due later (the wait does not know it is due later).
     queue
         .complete(&claim(queue, "w1").await.unwrap())
         .await
         .unwrap();
     assert_eq!(claim(queue, "w1").await, None);
-    queue.enqueue(job(VideoId::new(), 3600)).await.unwrap();
+    queue.enqueue(task(JobId::new(), 3600)).await.unwrap();
     let started = Instant::now();
     queue.wait_for_work(long).await;
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
 
-    // A job already due needs no wake-up at all.
-    queue.enqueue(job(VideoId::new(), 0)).await.unwrap();
+    // A task already due needs no wake-up at all.
+    queue.enqueue(task(JobId::new(), 0)).await.unwrap();
     claim(queue, "w1").await.unwrap();
-    queue.enqueue(job(VideoId::new(), -1)).await.unwrap();
+    queue.enqueue(task(JobId::new(), -1)).await.unwrap();
     let started = Instant::now();
     queue.wait_for_work(long).await;
     queue.wait_for_work(long).await;
@@ -306,16 +349,16 @@ pub async fn wait_for_work_wakes_on_enqueue(queue: &dyn JobQueue) {
     assert!(waited < Duration::from_secs(5), "returned after {waited:?}");
 }
 
-/// Without any enqueue to wake it, a worker waiting for work still wakes when a job queued for
-/// later falls due, and when a running job's lease runs out (its worker died), long before its
+/// Without any enqueue to wake it, a worker waiting for work still wakes when a task queued for
+/// later falls due, and when a running task's lease runs out (its worker died), long before its
 /// `max_wait`.
-pub async fn wait_for_work_wakes_when_a_job_or_lease_falls_due(queue: &dyn JobQueue) {
+pub async fn wait_for_work_wakes_when_a_task_or_lease_falls_due(queue: &dyn JobQueue) {
     let long = Duration::from_secs(30);
-    let soon = NewJob {
-        video: VideoId::new(),
+    let soon = NewTask {
         not_before: now() + chrono::TimeDelta::milliseconds(500),
+        ..task(JobId::new(), 0)
     };
-    queue.enqueue(soon).await.unwrap();
+    queue.enqueue(soon.clone()).await.unwrap();
     // A worker's loop: claim, else wait. The enqueue's own wake-up may end one wait early.
     let started = Instant::now();
     let lease = loop {
@@ -331,9 +374,9 @@ pub async fn wait_for_work_wakes_when_a_job_or_lease_falls_due(queue: &dyn JobQu
         "claimed before it was due: {waited:?}"
     );
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
-    assert_eq!(lease.video, soon.video);
+    assert_eq!(lease.task, soon.task);
 
-    // w1 goes quiet; w2, waiting, wakes when the lease runs out and takes the job over.
+    // w1 goes quiet; w2, waiting, wakes when the lease runs out and takes the task over.
     let started = Instant::now();
     let takeover = loop {
         if let Some(lease) = claim(queue, "w2").await {
@@ -347,5 +390,5 @@ pub async fn wait_for_work_wakes_when_a_job_or_lease_falls_due(queue: &dyn JobQu
     };
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
-    assert_eq!((takeover.job, takeover.deliveries), (lease.job, 2));
+    assert_eq!((takeover.id, takeover.deliveries), (lease.id, 2));
 }

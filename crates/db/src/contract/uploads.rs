@@ -215,6 +215,19 @@ pub async fn deleting_an_upload_takes_its_waiting_video(repo: &dyn Repository) {
     assert_eq!(video, None);
     assert_eq!(repo.video(None, queued.id).await.unwrap().status, Queued);
 
+    // A video uploaded without a job stays `awaiting_upload`, but its bytes are stored: it stays.
+    let (stored, session) = new_upload(repo, alice.id, 100).await;
+    assert!(repo.mark_uploaded(stored.id).await.unwrap());
+    repo.lease_upload(None, session.id, "writer", LEASE)
+        .await
+        .unwrap();
+    let (_, video) = repo.delete_upload(session.id, "writer").await.unwrap();
+    assert_eq!(video, None);
+    assert_eq!(
+        repo.video(None, stored.id).await.unwrap().status,
+        AwaitingUpload
+    );
+
     // Deleting the video ends its session too.
     let (clip, session) = new_upload(repo, alice.id, 100).await;
     repo.delete_video(alice.id, clip.id).await.unwrap();
@@ -306,6 +319,10 @@ pub async fn abandoned_videos_are_unused_presigned_uploads(repo: &dyn Repository
     repo.create_video(&processed).await.unwrap();
     let recent = video(alice.id, "recent.mp4");
     repo.create_video(&recent).await.unwrap();
+    // Uploaded for jobs of its own, so still `awaiting_upload`: its bytes are there.
+    let uploaded = old(AwaitingUpload, "uploaded.mp4");
+    repo.create_video(&uploaded).await.unwrap();
+    assert!(repo.mark_uploaded(uploaded.id).await.unwrap());
 
     let before = now() - seconds(3600);
     let listed: Vec<VideoId> = repo
@@ -316,7 +333,7 @@ pub async fn abandoned_videos_are_unused_presigned_uploads(repo: &dyn Repository
         .map(|v| v.id)
         .collect();
     assert_eq!(listed, vec![abandoned.id]);
-    for keep in [&resumable, &processed, &recent] {
+    for keep in [&resumable, &processed, &recent, &uploaded] {
         assert_eq!(
             repo.delete_abandoned_video(keep.id, before).await.unwrap(),
             None,

@@ -2,11 +2,11 @@
 
 use serde_json::json;
 use vidsnap_domain::{
-    ErrorCode, Failure, Outputs, PortError, Repository, Transition, UserId, VideoId,
+    ErrorCode, Failure, JobId, Outputs, PortError, Repository, Transition, UserId, Video, VideoId,
     VideoStatus::{self, *},
 };
 
-use super::{assert_not_found, new_user, new_video, new_webhook, now, video, walk};
+use super::{assert_not_found, new_user, new_video, new_webhook, now, seconds, video, walk};
 
 pub async fn other_users_rows_are_not_found(repo: &dyn Repository) {
     let alice = new_user(repo, "alice@example.com").await;
@@ -311,17 +311,52 @@ pub async fn counts_cover_every_status(repo: &dyn Repository) {
     assert_eq!(counts, expected);
 }
 
-pub async fn stale_queued_lists_only_old_queued_videos(repo: &dyn Repository) {
+/// Only pre-jobs videos (no `job`) waiting to be processed: their job is the scheduler's to make.
+pub async fn stale_queued_lists_only_old_videos_without_a_job(repo: &dyn Repository) {
     let alice = new_user(repo, "alice@example.com").await;
-    let waiting = new_video(repo, alice.id, "a.mp4").await;
-    let queued = new_video(repo, alice.id, "b.mp4").await;
-    let processing = new_video(repo, alice.id, "c.mp4").await;
+    new_video(repo, alice.id, "waiting.mp4").await;
+    let queued = new_video(repo, alice.id, "queued.mp4").await;
+    let processing = new_video(repo, alice.id, "processing.mp4").await;
+    let done = new_video(repo, alice.id, "done.mp4").await;
+    let with_job = Video {
+        job: Some(JobId::new()),
+        ..video(alice.id, "with-job.mp4")
+    };
+    repo.create_video(&with_job).await.unwrap();
     walk(repo, queued.id, &[Queued]).await;
     walk(repo, processing.id, &[Queued, Processing]).await;
-    let later = crate::contract::now() + chrono::Duration::seconds(1);
-    assert_eq!(repo.stale_queued(later, 10).await.unwrap(), vec![queued.id]);
-    let earlier = crate::contract::now() - chrono::Duration::seconds(60);
+    walk(repo, done.id, &[Queued, Processing, Succeeded]).await;
+    walk(repo, with_job.id, &[Queued]).await;
+
+    let later = now() + seconds(1);
+    assert_eq!(
+        repo.stale_queued(later, 10).await.unwrap(),
+        vec![queued.id, processing.id],
+        "oldest change first"
+    );
+    assert_eq!(repo.stale_queued(later, 1).await.unwrap(), vec![queued.id]);
+    let earlier = now() - seconds(60);
     assert!(repo.stale_queued(earlier, 10).await.unwrap().is_empty());
     assert!(repo.stale_queued(later, 0).await.unwrap().is_empty());
-    let _ = waiting;
+}
+
+pub async fn mark_uploaded_records_the_upload_once(repo: &dyn Repository) {
+    let alice = new_user(repo, "alice@example.com").await;
+    let clip = new_video(repo, alice.id, "clip.mp4").await;
+    let before = now();
+    assert!(repo.mark_uploaded(clip.id).await.unwrap(), "the first time");
+    let marked = repo.video(None, clip.id).await.unwrap();
+    let at = marked.uploaded_at.expect("uploaded_at is set");
+    assert!(at >= before && at <= now());
+    assert_eq!(
+        marked,
+        Video {
+            uploaded_at: Some(at),
+            ..clip.clone()
+        },
+        "nothing else changes: a video without a job stays awaiting_upload"
+    );
+    assert!(!repo.mark_uploaded(clip.id).await.unwrap(), "once only");
+    assert_eq!(repo.video(None, clip.id).await.unwrap(), marked);
+    assert_not_found(repo.mark_uploaded(VideoId::new()).await, "an unknown video");
 }

@@ -108,9 +108,15 @@ impl SqliteStore {
 }
 
 fn migrator() -> Migrator {
+    migrator_until(i64::MAX)
+}
+
+/// The migrations up to `last` only: an older deployment's schema, for upgrade tests.
+pub(crate) fn migrator_until(last: i64) -> Migrator {
     Migrator::with_migrations(
         MIGRATIONS
             .iter()
+            .filter(|&&(version, ..)| version <= last)
             .map(|&(version, description, sql)| {
                 Migration::new(
                     version,

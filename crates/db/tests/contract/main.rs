@@ -8,3 +8,47 @@
 
 mod postgres;
 mod sqlite;
+
+use vidsnap_db::contract;
+use vidsnap_domain::{JobQueue, Repository, Transition, VideoId, VideoStatus};
+
+/// What every backend's upgraded database must show; `videos` are the pre-jobs videos in
+/// `VideoStatus::ALL` order, the `processing` one owing an e-mail for `video.succeeded`.
+pub(crate) async fn assert_upgraded<S: Repository + JobQueue>(
+    store: &S,
+    videos: &[(VideoId, VideoStatus)],
+) {
+    for &(id, status) in videos {
+        let video = store.video(None, id).await.expect("an old video");
+        assert_eq!(
+            (video.status, video.job, video.uploaded_at),
+            (status, None, None)
+        );
+    }
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(
+        (stats.queued, stats.running, stats.dead),
+        (0, 0, 0),
+        "the old queue's rows are gone"
+    );
+    assert_eq!(
+        store
+            .stale_queued(contract::now(), 10)
+            .await
+            .expect("the sweep"),
+        vec![videos[1].0, videos[2].0],
+        "queued and processing, for the scheduler to give a job"
+    );
+    let processing = videos[2].0;
+    let owed = store.notifications_for(processing).await.expect("kept");
+    assert_eq!(owed.len(), 1);
+    store
+        .transition(processing, Transition::to(VideoStatus::Succeeded))
+        .await
+        .expect("the old video moves on");
+    assert_eq!(
+        store.notifications_for(processing).await.expect("kept"),
+        owed,
+        "an outcome already owed is not owed twice"
+    );
+}

@@ -1,7 +1,8 @@
 //! Every contract check against PostgreSQL, each in its own scratch database on the test server,
 //! then what only PostgreSQL has to prove: connecting and migrating, and several stores on one
 //! database (as several processes would have: separate pools, separate listeners) never sharing
-//! a job or a notification, waking each other's workers, and surviving a lost listener.
+//! a task or a notification, waking each other's workers, and surviving a lost listener; and
+//! upgrading a database of an older schema in place.
 
 use std::{
     collections::HashSet,
@@ -11,9 +12,13 @@ use std::{
 };
 
 use sqlx::{Connection, PgConnection};
-use vidsnap_db::{PgStore, contract, testing::ScratchDatabase};
+use vidsnap_db::{
+    PgStore, contract,
+    testing::{self, ScratchDatabase},
+};
 use vidsnap_domain::{
-    JobQueue, NewJob, PortError, Repository, Transition, VideoId,
+    JobId, JobQueue, NewTask, NotificationId, PortError, Repository, Task, TaskId, Transition,
+    UserId, VideoId, VideoStatus,
     VideoStatus::{Processing, Queued, Succeeded},
 };
 
@@ -56,9 +61,14 @@ async fn fresh() -> Fresh {
 
 vidsnap_db::contract_tests!(fresh);
 
-fn due_now() -> NewJob {
-    NewJob {
-        video: VideoId::new(),
+/// A task of a job of its own, due now.
+fn due_now() -> NewTask {
+    NewTask {
+        task: Task {
+            job: JobId::new(),
+            step: "frames".to_owned(),
+            attempt: 1,
+        },
         not_before: contract::now(),
     }
 }
@@ -79,7 +89,7 @@ async fn connect_migrates_once_and_reconnects() {
             .fetch_all(&mut conn)
             .await
             .expect("the migrations table");
-    assert_eq!(applied, vec![(1, true), (2, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
     again.close().await;
 
     // Processes starting together on an empty database: one migrates, the others wait for it.
@@ -129,11 +139,11 @@ async fn connect_reports_an_unreachable_server_without_its_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stores_on_one_database_never_share_a_job() {
+async fn stores_on_one_database_never_share_a_task() {
     let first = fresh().await;
     let second = first.another().await;
-    let jobs = 200;
-    for _ in 0..jobs {
+    let tasks = 200;
+    for _ in 0..tasks {
         first.enqueue(due_now()).await.expect("enqueue");
     }
     let stores: [Arc<dyn JobQueue>; 2] = [Arc::new(first.store.clone()), Arc::new(second)];
@@ -148,7 +158,7 @@ async fn stores_on_one_database_never_share_a_job() {
                 .await
                 .expect("claim")
             {
-                taken.push(lease.job);
+                taken.push(lease.id);
                 queue.complete(&lease).await.expect("complete");
             }
             taken
@@ -159,8 +169,8 @@ async fn stores_on_one_database_never_share_a_job() {
         all.extend(worker.await.expect("worker"));
     }
     let distinct: HashSet<_> = all.iter().collect();
-    assert_eq!(all.len(), jobs, "every job claimed once");
-    assert_eq!(distinct.len(), jobs, "no job claimed twice");
+    assert_eq!(all.len(), tasks, "every task claimed once");
+    assert_eq!(distinct.len(), tasks, "no task claimed twice");
     let stats = first.stats().await.expect("stats");
     assert_eq!((stats.queued, stats.running, stats.dead), (0, 0, 0));
 }
@@ -208,10 +218,10 @@ async fn stores_on_one_database_never_share_a_notification() {
     assert_eq!(distinct.len(), videos, "none claimed twice");
 }
 
-/// The worker in one store sleeps on an empty queue; a job queued through another store (another
+/// The worker in one store sleeps on an empty queue; a task queued through another store (another
 /// process) wakes it through LISTEN/NOTIFY, long before its `max_wait`.
 #[tokio::test]
-async fn a_job_queued_through_another_store_wakes_a_waiting_worker() {
+async fn a_task_queued_through_another_store_wakes_a_waiting_worker() {
     let first = fresh().await;
     let second = first.another().await;
     assert_wakes_on_enqueue(&first, &second).await;
@@ -224,9 +234,9 @@ async fn assert_wakes_on_enqueue(waiter: &PgStore, enqueuer: &PgStore) {
         tokio::time::sleep(delay).await;
         // Due in an hour: only the notification, not the due time, can end the wait.
         enqueuer
-            .enqueue(NewJob {
-                video: VideoId::new(),
+            .enqueue(NewTask {
                 not_before: contract::now() + chrono::TimeDelta::hours(1),
+                ..due_now()
             })
             .await
             .expect("enqueue");
@@ -338,4 +348,68 @@ async fn racing_outcomes_record_one() {
         "one e-mail"
     );
     assert_eq!(first.history(clip.id).await.expect("history").len(), 4);
+}
+
+/// A database a deployment of migrations 0001 and 0002 left, with a video in every status, an
+/// owed notification and a row of the old per-video queue, upgrades in place (see
+/// `assert_upgraded`).
+#[tokio::test]
+async fn a_database_of_migrations_1_and_2_upgrades_in_place() {
+    let db = ScratchDatabase::create("vidsnap_test").await;
+    let old = testing::postgres_schema_until(db.url(), 2).await;
+    let at = contract::now();
+    let alice = UserId::new();
+    sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, 'alice@example.com', $2)")
+        .bind(alice.as_uuid())
+        .bind(at)
+        .execute(&old)
+        .await
+        .expect("a user");
+    let mut videos = Vec::new();
+    for (n, status) in VideoStatus::ALL.into_iter().enumerate() {
+        let id = VideoId::new();
+        // Older first, in status order, so the sweep's order is known.
+        let updated = at - chrono::TimeDelta::seconds(60)
+            + chrono::TimeDelta::microseconds(i64::try_from(n).expect("small"));
+        sqlx::query(
+            "INSERT INTO videos (id, owner, file_name, size, options, status, attempts,
+                                 max_attempts, cycle, created_at, updated_at)
+             VALUES ($1, $2, 'clip.mp4', 1234, '{}', $3, 1, 3, 0, $4, $4)",
+        )
+        .bind(id.as_uuid())
+        .bind(alice.as_uuid())
+        .bind(status.as_str())
+        .bind(updated)
+        .execute(&old)
+        .await
+        .expect("a video");
+        videos.push((id, status));
+    }
+    sqlx::query(
+        "INSERT INTO notifications (id, owner, video, cycle, event, channel, channel_key,
+                                    payload, status, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, 0, 'video.succeeded', '{\"kind\":\"email\",\"to\":\"alice@example.com\"}',
+                 'email', '{\"type\":\"video.succeeded\"}', 'pending', $4, $4)",
+    )
+    .bind(NotificationId::new().as_uuid())
+    .bind(alice.as_uuid())
+    .bind(videos[2].0.as_uuid())
+    .bind(at)
+    .execute(&old)
+    .await
+    .expect("a notification");
+    sqlx::query(
+        "INSERT INTO jobs (id, video, status, run_at, created_at) VALUES ($1, $2, 'queued', $3, $3)",
+    )
+    .bind(TaskId::new().as_uuid())
+    .bind(videos[1].0.as_uuid())
+    .bind(at)
+    .execute(&old)
+    .await
+    .expect("an old queue row");
+    old.close().await;
+
+    let store = PgStore::connect(db.url()).await.expect("the upgrade");
+    crate::assert_upgraded(&store, &videos).await;
+    store.close().await;
 }

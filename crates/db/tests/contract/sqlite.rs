@@ -1,13 +1,14 @@
 //! Every contract check against SQLite, each on a fresh database file, then what only SQLite has
-//! to prove: the file, reopening, and several handles (as several processes would have) on one
-//! file.
+//! to prove: the file, reopening, several handles (as several processes would have) on one file,
+//! and upgrading a database of an older schema in place.
 
 use std::{collections::HashSet, ops::Deref, sync::Arc, time::Duration};
 
 use tempfile::TempDir;
-use vidsnap_db::{SqliteStore, contract};
+use vidsnap_db::{SqliteStore, contract, testing};
 use vidsnap_domain::{
-    JobQueue, NewJob, PortError, Repository, Transition, VideoId,
+    JobId, JobQueue, NewTask, NotificationId, PortError, Repository, Task, TaskId, Transition,
+    UserId, VideoId, VideoStatus,
     VideoStatus::{Processing, Queued, Succeeded},
 };
 
@@ -64,7 +65,7 @@ async fn open_reports_an_unusable_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handles_on_one_file_never_share_a_job() {
+async fn handles_on_one_file_never_share_a_task() {
     let first = fresh().await;
     let second = Arc::new(
         SqliteStore::open(&first.dir.path().join("vidsnap.db"))
@@ -72,11 +73,15 @@ async fn handles_on_one_file_never_share_a_job() {
             .expect("second handle"),
     );
     let first_store = Arc::new(first.store.clone());
-    let jobs = 40;
-    for _ in 0..jobs {
+    let tasks = 40;
+    for _ in 0..tasks {
         first_store
-            .enqueue(NewJob {
-                video: VideoId::new(),
+            .enqueue(NewTask {
+                task: Task {
+                    job: JobId::new(),
+                    step: "frames".to_owned(),
+                    attempt: 1,
+                },
                 not_before: contract::now(),
             })
             .await
@@ -97,7 +102,7 @@ async fn handles_on_one_file_never_share_a_job() {
                 .await
                 .expect("claim")
             {
-                taken.push(lease.job);
+                taken.push(lease.id);
             }
             taken
         }));
@@ -107,8 +112,8 @@ async fn handles_on_one_file_never_share_a_job() {
         all.extend(worker.await.expect("worker"));
     }
     let distinct: HashSet<_> = all.iter().collect();
-    assert_eq!(all.len(), jobs, "every job claimed once");
-    assert_eq!(distinct.len(), jobs, "no job claimed twice");
+    assert_eq!(all.len(), tasks, "every task claimed once");
+    assert_eq!(distinct.len(), tasks, "no task claimed twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,4 +169,74 @@ async fn racing_outcomes_record_one() {
         1,
         "one e-mail"
     );
+}
+
+/// A database a deployment of migrations 0001 and 0002 left, with a video in every status, an
+/// owed notification and a row of the old per-video queue, upgrades in place: every video reads
+/// back as a pre-jobs video, the notification is kept and still owed once, the old queue rows
+/// are gone, and the videos waiting for processing are the scheduler's to give a job.
+#[tokio::test]
+async fn a_database_of_migrations_1_and_2_upgrades_in_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("vidsnap.db");
+    let old = testing::sqlite_schema_until(&path, 2).await;
+    let at = contract::now();
+    let micros = at.timestamp_micros();
+    let alice = UserId::new();
+    sqlx::query("INSERT INTO users (id, email, created_at) VALUES (?, 'alice@example.com', ?)")
+        .bind(alice.to_string())
+        .bind(micros)
+        .execute(&old)
+        .await
+        .expect("a user");
+    let mut videos = Vec::new();
+    for (n, status) in VideoStatus::ALL.into_iter().enumerate() {
+        let id = VideoId::new();
+        // Older first, in status order, so the sweep's order is known.
+        let updated = micros - 60_000_000 + i64::try_from(n).expect("small");
+        sqlx::query(
+            "INSERT INTO videos (id, owner, file_name, size, options, status, attempts,
+                                 max_attempts, cycle, created_at, updated_at)
+             VALUES (?, ?, 'clip.mp4', 1234, '{}', ?, 1, 3, 0, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(alice.to_string())
+        .bind(status.as_str())
+        .bind(updated)
+        .bind(updated)
+        .execute(&old)
+        .await
+        .expect("a video");
+        videos.push((id, status));
+    }
+    let processing = videos[2].0;
+    sqlx::query(
+        "INSERT INTO notifications (id, owner, video, cycle, event, channel, channel_key,
+                                    payload, status, next_attempt_at, created_at)
+         VALUES (?, ?, ?, 0, 'video.succeeded', '{\"kind\":\"email\",\"to\":\"alice@example.com\"}',
+                 'email', '{\"type\":\"video.succeeded\"}', 'pending', ?, ?)",
+    )
+    .bind(NotificationId::new().to_string())
+    .bind(alice.to_string())
+    .bind(processing.to_string())
+    .bind(micros)
+    .bind(micros)
+    .execute(&old)
+    .await
+    .expect("a notification");
+    sqlx::query(
+        "INSERT INTO jobs (id, video, status, run_at, created_at) VALUES (?, ?, 'queued', ?, ?)",
+    )
+    .bind(TaskId::new().to_string())
+    .bind(videos[1].0.to_string())
+    .bind(micros)
+    .bind(micros)
+    .execute(&old)
+    .await
+    .expect("an old queue row");
+    old.close().await;
+
+    let store = SqliteStore::open(&path).await.expect("the upgrade");
+    crate::assert_upgraded(&store, &videos).await;
+    store.close().await;
 }
