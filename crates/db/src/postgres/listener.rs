@@ -17,6 +17,8 @@ use sqlx::{
 use tokio::{sync::Notify, task::AbortHandle};
 
 /// The channel `enqueue`, `release` and a run's end that queues the next one notify.
+/// The name predates tasks: kept, so processes of both versions wake each other during a
+/// rolling upgrade.
 pub(super) const CHANNEL: &str = "vidsnap_jobs";
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -85,12 +87,12 @@ async fn run(pool: PgPool, mut listener: PgListener, work: Arc<Notify>) {
                         channel = CHANNEL,
                         %error,
                         retry_in = ?backoff,
-                        "cannot LISTEN for queued jobs"
+                        "cannot LISTEN for queued tasks"
                     );
                 }
             }
         };
-        tracing::info!(channel = CHANNEL, "listening for queued jobs again");
+        tracing::info!(channel = CHANNEL, "listening for queued tasks again");
         work.notify_one();
     }
 }

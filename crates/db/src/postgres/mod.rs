@@ -1,11 +1,13 @@
 //! The PostgreSQL backend: a connection pool shared by every clone, plus one connection per store
-//! that `LISTEN`s for queued jobs, so a worker in any process wakes as soon as a job is queued in
-//! any other.
+//! that `LISTEN`s for queued tasks, so a worker in any process wakes as soon as a task is queued
+//! in any other.
 //!
-//! Claims (jobs and notifications) are single `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP
-//! LOCKED) RETURNING` statements; transitions lock the video row (`SELECT … FOR UPDATE`) in a
-//! transaction; everything else is one statement. The isolation level is PostgreSQL's default,
-//! READ COMMITTED: row locks, not snapshots, make read-then-write operations safe.
+//! Claims (tasks and notifications) are single `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP
+//! LOCKED) RETURNING` statements; transitions lock the video row, and job changes the job row
+//! (`SELECT … FOR UPDATE`), in a transaction; everything else is one statement, but for reads of
+//! jobs with their steps, which take one snapshot (REPEATABLE READ, read only). The isolation
+//! level is otherwise PostgreSQL's default, READ COMMITTED: row locks, not snapshots, make
+//! read-then-write operations safe.
 //!
 //! Times written by this backend come from the application's clock, like SQLite's: processes on
 //! several hosts need synchronised clocks (NTP) for leases and due times to mean the same thing.
@@ -60,7 +62,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The PostgreSQL repository and job queue. Clones share the pool and the queue's wake-ups (one
+/// The PostgreSQL repository and task queue. Clones share the pool and the queue's wake-ups (one
 /// listening connection), so wrap one in an `Arc` (or clone it) to serve both
 /// `Arc<dyn Repository>` and `Arc<dyn JobQueue>`. Dropping the last clone stops the listener.
 #[derive(Debug, Clone)]
@@ -78,8 +80,8 @@ pub struct PgStore {
 /// What every clone shares for `wait_for_work`.
 #[derive(Debug)]
 struct Wake {
-    /// Woken once per notification on the jobs channel (from this process or another).
-    /// `notify_one` keeps a permit when nobody waits, so a job queued between a worker's empty
+    /// Woken once per notification on the tasks channel (from this process or another).
+    /// `notify_one` keeps a permit when nobody waits, so a task queued between a worker's empty
     /// claim and its wait is not slept through.
     work: Arc<Notify>,
     /// The listening task, stopped with the last clone.
@@ -95,7 +97,7 @@ impl Drop for Wake {
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`, with
     /// libpq's query parameters such as `sslmode` or `application_name`), brings its schema up
-    /// to date, and starts listening for queued jobs. Several processes may connect at once:
+    /// to date, and starts listening for queued tasks. Several processes may connect at once:
     /// migrations run under an advisory lock.
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
         let shown = redact(url);

@@ -47,14 +47,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The SQLite repository and job queue. Clones share the pool and the queue's wake-up signal,
+/// The SQLite repository and task queue. Clones share the pool and the queue's wake-up signal,
 /// so wrap one in an `Arc` (or clone it) to serve both `Arc<dyn Repository>` and
 /// `Arc<dyn JobQueue>`.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Wakes [`JobQueue::wait_for_work`](vidsnap_domain::JobQueue::wait_for_work) on an enqueue
-    /// or release through any clone. `notify_one` keeps a permit when nobody waits, so a job
+    /// or release through any clone. `notify_one` keeps a permit when nobody waits, so a task
     /// queued between a worker's empty claim and its wait is not slept through.
     work: Arc<Notify>,
 }

@@ -202,8 +202,8 @@ async fn with_waiting_video(
     let upload = codec::upload(row)?;
     let video = sqlx::query(
         "DELETE FROM videos
-             WHERE id = ? AND status = 'awaiting_upload' AND uploaded_at IS NULL
-             RETURNING *",
+         WHERE id = ? AND status = 'awaiting_upload' AND uploaded_at IS NULL
+         RETURNING *",
     )
     .bind(upload.video.to_string())
     .fetch_optional(conn)
@@ -256,6 +256,8 @@ pub(super) async fn delete_expired_upload(
     Ok(Some(deleted))
 }
 
+/// A video uploaded for jobs of its own stays `awaiting_upload` with its bytes stored
+/// (`uploaded_at`): it is not abandoned.
 pub(super) async fn abandoned_videos(
     store: &SqliteStore,
     before: DateTime<Utc>,

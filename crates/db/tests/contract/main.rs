@@ -1,6 +1,7 @@
 //! The crate's one integration-test binary: every contract check against each backend, each on
 //! its own fresh database (a temp file for SQLite, a scratch database on the test server for
-//! PostgreSQL), then what only that backend has to prove.
+//! PostgreSQL), then what only that backend has to prove, and what both backends' upgrade tests
+//! check once the older database is upgraded (`assert_upgraded`).
 //!
 //! `cargo test -p vidsnap-db --test contract sqlite::` (or `postgres::`) runs one backend. The
 //! PostgreSQL half needs a server (`scripts/test-services.sh`) and fails, never skips, without

@@ -240,3 +240,13 @@ async fn a_database_of_migrations_1_and_2_upgrades_in_place() {
     crate::assert_upgraded(&store, &videos).await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_starts_across_stores_start_once() {
+    let first = fresh().await;
+    let second = SqliteStore::open(&first.dir.path().join("vidsnap.db"))
+        .await
+        .expect("second handle");
+    let stores: [Arc<dyn Repository>; 2] = [Arc::new(first.store.clone()), Arc::new(second)];
+    contract::jobs::racing_starts_across_stores(&stores).await;
+}
