@@ -114,7 +114,7 @@ pub(crate) async fn change_job<T: JobTx>(
                 }
             }
         }
-        // A /v1/videos job is announced by its video's transitions (`video.*`) instead.
+        // Only here: a /v1/videos job is announced by its video's transitions (`video.*`).
         None => {
             if let Some(event) = applied.finished.and_then(EventType::for_job) {
                 tx.owe(&job, event, at).await?;
