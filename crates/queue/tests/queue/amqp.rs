@@ -241,15 +241,15 @@ impl Drop for Scratch {
 
 // --- helpers ---------------------------------------------------------------------------------
 
-fn job_due_in(task.clone(): Task, delay: Duration) -> NewTask {
+fn job_due_in(task: Task, delay: Duration) -> NewTask {
     NewTask {
-        task: video,
+        task,
         not_before: Utc::now() + delay,
     }
 }
 
-fn job(task.clone(): Task) -> NewTask {
-    job_due_in(task.clone(), Duration::ZERO)
+fn job(task: Task) -> NewTask {
+    job_due_in(task, Duration::ZERO)
 }
 
 /// Claims (with `lease`) until a job arrives, waiting with `wait_for_work`.
@@ -426,7 +426,7 @@ async fn delayed_jobs_wait_in_delay_queues() {
     queue.release(&second, Utc::now()).await.unwrap();
     let third = claim_within(&queue, LONG, Duration::from_secs(5)).await;
     assert_eq!(
-        (third.job, third.deliveries),
+        (third.id, third.deliveries),
         (first.id, 3),
         "released for now"
     );
@@ -454,7 +454,7 @@ async fn dead_letters_keep_their_reason() {
     assert_eq!(reason.as_deref(), Some("corrupt-input: no video frames"));
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["job"], task.job.to_string());
-    assert_eq!(body["job"], lease.id.to_string());
+    assert_eq!(body["id"], lease.id.to_string());
     assert_eq!(body["deliveries"], 1);
     queue.close().await;
 }
@@ -504,7 +504,7 @@ async fn prefetch_bounds_what_a_process_takes() {
 
     let idle = scratch.queue(1).await;
     let three = claim_within(&idle, LONG, PATIENCE).await;
-    assert!(![one.job, two.job].contains(&three.job));
+    assert!(![one.id, two.id].contains(&three.id));
     busy.complete(&one).await.unwrap();
     busy.complete(&two).await.unwrap();
     idle.complete(&three).await.unwrap();

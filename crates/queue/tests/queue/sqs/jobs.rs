@@ -13,9 +13,9 @@ use vidsnap_queue::sqs::{SqsConfig, SqsConfigError, SqsQueue};
 
 use super::moto::{LONG, Moto, PATIENCE, eventually};
 
-fn due_now(task.clone(): Task) -> NewTask {
+fn due_now(task: Task) -> NewTask {
     NewTask {
-        task: video,
+        task,
         not_before: Utc::now(),
     }
 }
@@ -154,7 +154,7 @@ async fn dead_letter_reaches_the_dlq_with_its_reason() {
     assert_eq!(reason, "not-a-video: the file is text");
     let body: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["job"], task.job.to_string());
-    assert_eq!(body["job"], lease.id.to_string());
+    assert_eq!(body["id"], lease.id.to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
