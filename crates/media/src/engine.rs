@@ -168,17 +168,27 @@ impl MediaEngine {
     /// Probes and validates: the verdict every caller (CLI, API, worker) acts on. Errors are
     /// reserved for what is not the input's fault (missing tools, timeouts) and a missing file.
     pub async fn inspect(&self, input: &Path) -> Result<Inspection, MediaError> {
+        self.inspect_named(input, &file_name_of(input)).await
+    }
+
+    /// The probe of an accepted input, or why it is refused. `name` is what the extension rule
+    /// reads: the video's own name, which a worker's local copy need not have.
+    pub(crate) async fn accept(&self, input: &Path, name: &str) -> Result<Probe, MediaError> {
+        let inspection = self.inspect_named(input, name).await?;
+        inspection.verdict.into_result()?;
+        inspection
+            .probe
+            .ok_or_else(|| MediaError::Internal("accepted without a probe".into()))
+    }
+
+    async fn inspect_named(&self, input: &Path, name: &str) -> Result<Inspection, MediaError> {
         let limits = &self.config.limits;
-        let name = input
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let refuse = |error: MediaError, probe: Option<Probe>| Inspection {
             file: input.to_path_buf(),
             probe,
             verdict: Verdict::reject(&error),
         };
-        if let Err(e) = validate::check_file_name(&name, limits) {
+        if let Err(e) = validate::check_file_name(name, limits) {
             return Ok(refuse(e, None));
         }
         let size = file_size(input).await?;
@@ -200,6 +210,12 @@ impl MediaEngine {
             verdict,
         })
     }
+}
+
+pub(crate) fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 async fn file_size(input: &Path) -> Result<u64, MediaError> {

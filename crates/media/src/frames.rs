@@ -4,14 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use vidsnap_domain::{ErrorCode, FrameInterval, FrameMode, ImageFormat, Quality, target_times};
+use vidsnap_domain::{
+    FrameInterval, FrameMode, ImageFormat, Quality, ops::FramesOptions, target_times,
+};
 
 use crate::{
     MediaEngine, MediaError,
     archive::{self, Archive},
-    extract::{self, Event, ExtractSpec, FrameRecord},
+    engine::file_name_of,
+    extract::{ExtractSpec, FrameRecord},
     probe::Probe,
-    runner::Invocation,
     workdir::WorkDir,
 };
 
@@ -63,6 +65,37 @@ pub trait Progress: Send + Sync {
     fn started(&self, _total: usize) {}
     /// One more frame is in the zip.
     fn frame(&self, _record: &FrameRecord) {}
+    /// How far the run is, 0-100, for any operation: what a worker forwards with its
+    /// heartbeats. Said once per value; 100 only once every output is written.
+    fn percent(&self, _done: u8) {}
+}
+
+/// Frames done as the percentage [`Progress::percent`] is told, each value once.
+struct Percent<'a> {
+    progress: &'a dyn Progress,
+    total: usize,
+    said: Option<u8>,
+}
+
+impl<'a> Percent<'a> {
+    fn new(progress: &'a dyn Progress, total: usize) -> Self {
+        let mut percent = Self {
+            progress,
+            total,
+            said: None,
+        };
+        percent.frames_done(0);
+        percent
+    }
+
+    fn frames_done(&mut self, done: usize) {
+        // 99 at most: the zip is not written until the manifest is in it.
+        let value = (done * 100 / self.total.max(1)).min(99) as u8;
+        if self.said != Some(value) {
+            self.said = Some(value);
+            self.progress.percent(value);
+        }
+    }
 }
 
 /// A [`Progress`] that ignores everything.
@@ -82,6 +115,15 @@ pub fn output_names(input: &Path, format: ImageFormat) -> (String, String) {
     )
 }
 
+/// The frames of an accepted video zipped with their manifest, the zip not yet in place.
+pub(crate) struct Zipped {
+    pub manifest: Manifest,
+    /// The manifest's bytes, as stored in the zip.
+    pub manifest_json: Vec<u8>,
+    /// Renamed into place by [`Archive::publish`]; removed if dropped.
+    pub archive: Archive,
+}
+
 impl MediaEngine {
     /// Validates the input, extracts one frame per target time and publishes the zip and the
     /// thumbnail. On any failure or cancellation nothing is published and nothing is left behind.
@@ -90,16 +132,8 @@ impl MediaEngine {
         request: &FramesRequest,
         progress: &dyn Progress,
     ) -> Result<FramesOutput, MediaError> {
-        let inspection = self.inspect(&request.input).await?;
-        inspection.verdict.clone().into_result()?;
-        let probe = inspection
-            .probe
-            .ok_or_else(|| MediaError::Internal("accepted without a probe".into()))?;
-        let duration = probe.duration.unwrap_or(0.0);
-        let targets = target_times(duration, request.interval);
-        let rotation = probe.video().and_then(|v| v.rotation).unwrap_or(0);
-        progress.started(targets.len());
-
+        let file_name = file_name_of(&request.input);
+        let probe = self.accept(&request.input, &file_name).await?;
         let (zip_name, thumb_name) = output_names(&request.input, request.format);
         tokio::fs::create_dir_all(&request.out_dir)
             .await
@@ -108,103 +142,97 @@ impl MediaEngine {
         let thumbnail_path = request.out_dir.join(thumb_name);
 
         let work = WorkDir::create(self.config.temp_dir.as_deref())?;
-        let mut archive = Archive::create(&zip_path)?;
-        let spec = ExtractSpec {
-            input: std::path::absolute(&request.input)
-                .map_err(|e| MediaError::io("resolving", &request.input, e))?,
-            out_dir: work.path().to_path_buf(),
-            targets: targets.clone(),
+        let options = FramesOptions {
+            every: request.interval,
             mode: request.mode,
             format: request.format,
             quality: request.quality,
             max_width: request.max_width,
-            rotation,
+            images: false,
         };
-        let spec_json =
-            serde_json::to_vec(&spec).map_err(|e| MediaError::Internal(format!("spec: {e}")))?;
-        let invocation = Invocation::new(
-            &self.extractor.program,
-            crate::engine::RESTART_VIDSNAP,
-            self.timeout_for(duration),
-        )
-        .args(self.extractor.args.iter().cloned())
-        .stdin(spec_json);
-        let mut child = self.runner.start(invocation).await?;
-
-        let mut frames = Vec::with_capacity(targets.len());
-        let mut reported: Option<MediaError> = None;
-        while let Some(line) = child.next_line().await? {
-            match extract::parse_event(&line) {
-                Ok(Event::Frame(record)) => {
-                    let image = work.path().join(&record.file);
-                    archive.add_file(record.file.clone(), image.clone()).await?;
-                    if record.index > 0 {
-                        // Only the first frame is needed after zipping: keep the scratch small.
-                        let _ = tokio::fs::remove_file(&image).await;
-                    }
-                    progress.frame(&record);
-                    frames.push(record);
-                }
-                Ok(Event::Error { code, message }) => {
-                    reported = Some(MediaError::rejected(code, message));
-                }
-                Err(_) => tracing::warn!(%line, "unexpected extractor output"),
-            }
-        }
-        let finished = child.wait().await?;
-        if let Some(error) = reported {
-            return Err(match error {
-                MediaError::Rejected { code, message } if !code.is_transient() => {
-                    MediaError::Rejected { code, message }
-                }
-                MediaError::Rejected { message, .. } => MediaError::Internal(message),
-                other => other,
-            });
-        }
-        if !finished.status.success() {
-            // Killed by a signal or crashed inside a decoder: the file is hostile or broken.
-            return Err(MediaError::rejected(
-                ErrorCode::CorruptInput,
-                format!(
-                    "decoding failed ({}): {}",
-                    finished.status,
-                    finished.stderr_tail.lines().last().unwrap_or("no message")
-                ),
-            ));
-        }
-        if frames.len() != targets.len() {
-            return Err(MediaError::Internal(format!(
-                "extractor wrote {} of {} frames",
-                frames.len(),
-                targets.len()
-            )));
-        }
-
-        let manifest = Manifest {
-            source: Source {
-                file_name: request
-                    .input
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                probe,
-            },
-            interval: request.interval.seconds(),
-            mode: request.mode,
-            format: request.format,
-            frames,
-        };
-        let manifest_json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| MediaError::Internal(format!("manifest: {e}")))?;
-        archive.add_bytes("manifest.json", manifest_json).await?;
-        let first = work.path().join(&manifest.frames[0].file);
+        let source = Source { file_name, probe };
+        let zipped = self
+            .zip_frames(
+                &request.input,
+                source,
+                &options,
+                work.path(),
+                &zip_path,
+                progress,
+            )
+            .await?;
+        let first = work.path().join(&zipped.manifest.frames[0].file);
         archive::publish_copy(&first, &thumbnail_path).await?;
-        let zip_bytes = archive.publish().await?;
+        let zip_bytes = zipped.archive.publish().await?;
+        progress.percent(100);
         Ok(FramesOutput {
             zip: zip_path,
             zip_bytes,
             thumbnail: thumbnail_path,
+            manifest: zipped.manifest,
+        })
+    }
+
+    /// Extracts the frames of an accepted video into `images_dir` (which must exist) and writes
+    /// them, then the manifest, to an archive bound for `zip`. Of the images only the first
+    /// (the thumbnail) is left in `images_dir`, unless `options.images` keeps them all.
+    pub(crate) async fn zip_frames(
+        &self,
+        input: &Path,
+        source: Source,
+        options: &FramesOptions,
+        images_dir: &Path,
+        zip: &Path,
+        progress: &dyn Progress,
+    ) -> Result<Zipped, MediaError> {
+        let duration = source.probe.duration.unwrap_or(0.0);
+        let targets = target_times(duration, options.every);
+        let rotation = source.probe.video().and_then(|v| v.rotation).unwrap_or(0);
+        progress.started(targets.len());
+        let mut percent = Percent::new(progress, targets.len());
+
+        let mut archive = Archive::create(zip)?;
+        let spec = ExtractSpec {
+            input: std::path::absolute(input).map_err(|e| MediaError::io("resolving", input, e))?,
+            out_dir: images_dir.to_path_buf(),
+            targets,
+            mode: options.mode,
+            format: options.format,
+            quality: options.quality,
+            max_width: options.max_width,
+            rotation,
+        };
+        let mut child = self.start_extractor(&spec, duration).await?;
+        let mut frames = Vec::with_capacity(spec.targets.len());
+        while let Some(record) = child.next_frame().await? {
+            let image = images_dir.join(&record.file);
+            archive.add_file(record.file.clone(), image.clone()).await?;
+            if record.index > 0 && !options.images {
+                // Only the first frame is needed after zipping: keep the scratch small.
+                let _ = tokio::fs::remove_file(&image).await;
+            }
+            progress.frame(&record);
+            frames.push(record);
+            percent.frames_done(frames.len());
+        }
+        child.finish().await?;
+
+        let manifest = Manifest {
+            source,
+            interval: options.every.seconds(),
+            mode: options.mode,
+            format: options.format,
+            frames,
+        };
+        let manifest_json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| MediaError::Internal(format!("manifest: {e}")))?;
+        archive
+            .add_bytes("manifest.json", manifest_json.clone())
+            .await?;
+        Ok(Zipped {
             manifest,
+            manifest_json,
+            archive,
         })
     }
 }

@@ -1,0 +1,96 @@
+//! The parent's side of the extractor child (`vidsnap internal-extract`, see [`crate::extract`]):
+//! starts it on a spec, hands back each frame as the child reports it, and on failure says whose
+//! fault it was, the input's or the machine's.
+
+use vidsnap_domain::ErrorCode;
+
+use crate::{
+    MediaEngine, MediaError,
+    engine::RESTART_VIDSNAP,
+    extract::{self, Event, ExtractSpec, FrameRecord},
+    runner::{Invocation, Running},
+};
+
+/// A running extractor child. Dropping it kills the child.
+#[derive(Debug)]
+pub(crate) struct ExtractorRun {
+    child: Running,
+    /// What the child said went wrong; the last report wins.
+    reported: Option<(ErrorCode, String)>,
+    expected: usize,
+    received: usize,
+}
+
+impl MediaEngine {
+    /// Starts the extractor on `spec`, with the time allowed for `seconds` of video.
+    pub(crate) async fn start_extractor(
+        &self,
+        spec: &ExtractSpec,
+        seconds: f64,
+    ) -> Result<ExtractorRun, MediaError> {
+        let spec_json =
+            serde_json::to_vec(spec).map_err(|e| MediaError::Internal(format!("spec: {e}")))?;
+        let invocation = Invocation::new(
+            &self.extractor.program,
+            RESTART_VIDSNAP,
+            self.timeout_for(seconds),
+        )
+        .args(self.extractor.args.iter().cloned())
+        .stdin(spec_json);
+        Ok(ExtractorRun {
+            child: self.runner.start(invocation).await?,
+            reported: None,
+            expected: spec.targets.len(),
+            received: 0,
+        })
+    }
+}
+
+impl ExtractorRun {
+    /// The next frame on disk, or `None` once the child has said everything.
+    pub(crate) async fn next_frame(&mut self) -> Result<Option<FrameRecord>, MediaError> {
+        while let Some(line) = self.child.next_line().await? {
+            match extract::parse_event(&line) {
+                Ok(Event::Frame(record)) => {
+                    self.received += 1;
+                    return Ok(Some(record));
+                }
+                Ok(Event::Error { code, message }) => self.reported = Some((code, message)),
+                Err(_) => tracing::warn!(%line, "unexpected extractor output"),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits for the child's exit; succeeds only when every target got its frame.
+    pub(crate) async fn finish(self) -> Result<(), MediaError> {
+        let finished = self.child.wait().await?;
+        if let Some((code, message)) = self.reported {
+            // The child's transient codes (a full disk, a bug) are about this machine, not the
+            // input; they must not read as a verdict on the video.
+            return Err(if code.is_transient() {
+                MediaError::Internal(message)
+            } else {
+                MediaError::rejected(code, message)
+            });
+        }
+        if !finished.status.success() {
+            // Killed by a signal or crashed inside a decoder: the file is hostile or broken.
+            return Err(MediaError::rejected(
+                ErrorCode::CorruptInput,
+                format!(
+                    "decoding failed ({}): {}",
+                    finished.status,
+                    finished.stderr_tail.lines().last().unwrap_or("no message")
+                ),
+            ));
+        }
+        if self.received != self.expected {
+            return Err(MediaError::Internal(format!(
+                "extractor wrote {} of {} frames",
+                self.received, self.expected
+            )));
+        }
+        Ok(())
+    }
+}

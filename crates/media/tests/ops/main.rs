@@ -1,0 +1,106 @@
+//! The operations end to end, with real ffmpeg, on clips generated so that the right answer is
+//! known by construction (each frame's brightness encodes its index).
+//!
+//! The engine's extractor child is this executable started with `internal-extract`, so the
+//! harness is ours rather than libtest's: `cargo test -p vidsnap-media --test ops [FILTER...]`
+//! runs the tests whose names contain a filter (all of them without one), one at a time, and
+//! `--list` lists them. A test is a function listed in [`TESTS`]; one left out is dead code,
+//! which the lints refuse.
+
+// Tests drive ffmpeg directly to make clips and to read pictures back, independently of the engine.
+#![allow(clippy::disallowed_methods)]
+
+mod frames;
+mod probe;
+mod support;
+mod thumbnail;
+
+use std::{panic, process::ExitCode, time::Instant};
+
+type Test = (&'static str, fn());
+
+macro_rules! tests {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        &[$((concat!(stringify!($module), "::", stringify!($name)), $module::$name as fn())),*]
+    };
+}
+
+const TESTS: &[Test] = tests![
+    frames::outputs_are_named_as_the_service_stored_them,
+    frames::with_images_every_frame_is_an_artefact_equal_to_its_zip_entry,
+    frames::percent_climbs_to_one_hundred,
+    frames::extract_frames_still_publishes_beside_each_other,
+    probe::a_text_file_is_not_a_video_and_not_retried,
+    probe::a_clip_is_summarised_in_probe_json,
+    probe::a_wrong_number_of_inputs_is_refused,
+    thumbnail::at_one_second_is_the_frame_shown_at_one_second,
+    thumbnail::past_the_end_is_the_last_frame,
+    thumbnail::a_half_second_clip_at_one_second_is_its_last_frame,
+    thumbnail::a_missing_extractor_is_retryable,
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(support::EXTRACTOR_ARG) {
+        return vidsnap_media::extract::child_main();
+    }
+    let filters: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let exact = args.iter().any(|a| a == "--exact");
+    let chosen: Vec<&Test> = TESTS
+        .iter()
+        .filter(|(name, _)| {
+            filters.is_empty()
+                || filters
+                    .iter()
+                    .any(|f| if exact { name == f } else { name.contains(f) })
+        })
+        .collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in &chosen {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    // `--ignored` asks for ignored tests only, and none are.
+    if args.iter().any(|a| a == "--ignored") {
+        println!("\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed");
+        return ExitCode::SUCCESS;
+    }
+
+    println!("\nrunning {} tests", chosen.len());
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    for (name, test) in &chosen {
+        let outcome = panic::catch_unwind(test);
+        println!(
+            "test {name} ... {}",
+            if outcome.is_ok() { "ok" } else { "FAILED" }
+        );
+        if outcome.is_err() {
+            failed.push(*name);
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for name in &failed {
+            println!("    {name}");
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed; {} filtered out; finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        chosen.len() - failed.len(),
+        failed.len(),
+        TESTS.len() - chosen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(101)
+    }
+}

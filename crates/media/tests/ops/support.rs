@@ -1,0 +1,270 @@
+//! Clips whose right answers are known by construction, a sandbox per test, and an engine whose
+//! extractor child is this test executable.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Mutex, OnceLock},
+};
+
+use vidsnap_domain::Operation;
+use vidsnap_media::{
+    ExtractorCommand, MediaConfig, MediaEngine, MediaError, OpInput, OpOutput, Progress,
+};
+
+/// The first argument that makes this executable the extractor child instead of the tests.
+pub const EXTRACTOR_ARG: &str = "internal-extract";
+
+/// Frames per second of the generated clips.
+pub const FPS: f64 = 25.0;
+
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(future)
+}
+
+/// Generated clips are kept between runs, in a directory named after the ffmpeg version and this
+/// file's text, so a changed recipe or ffmpeg never reuses a stale clip.
+fn clips_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let version = Command::new("ffmpeg")
+            .arg("-version")
+            .output()
+            .expect("ffmpeg must be installed to run these tests (scripts/install-deps.sh)");
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&version.stdout, &mut hasher);
+        std::hash::Hash::hash(include_str!("support.rs"), &mut hasher);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "media-clips-{:016x}",
+            std::hash::Hasher::finish(&hasher)
+        ));
+        std::fs::create_dir_all(&dir).expect("clips directory");
+        dir
+    })
+}
+
+/// Frame `N` of a counter clip is a flat grey of luma `16 + 4N`: the frame a picture came from
+/// is read back from its brightness. Lossless, so the decoded luma is exactly that.
+fn counter(seconds: f64) -> Vec<String> {
+    let source = format!(
+        "color=black:size=64x48:rate={FPS}:duration={seconds},format=yuv420p,\
+         geq=lum='16+4*N':cb=128:cr=128"
+    );
+    ["-f", "lavfi", "-i", &source]
+        .into_iter()
+        .chain(["-c:v", "libx264", "-qp", "0", "-g", "10", "-bf", "2"])
+        .map(str::to_owned)
+        .collect()
+}
+
+/// ffmpeg arguments (before the output path) for each clip.
+fn recipe(name: &str) -> Vec<String> {
+    match name {
+        // 50 frames, 0.00 s to 1.96 s.
+        "counter.mp4" => counter(2.0),
+        // 13 frames, 0.00 s to 0.48 s.
+        "counter-half.mp4" => counter(0.5),
+        other => panic!("no recipe for {other}"),
+    }
+}
+
+/// The path of a generated clip, made on first use (under a temporary name, renamed when whole).
+/// The harness runs one test at a time, so two tests never make the same clip.
+pub fn clip(name: &str) -> PathBuf {
+    let path = clips_dir().join(name);
+    if path.exists() {
+        return path;
+    }
+    let partial = clips_dir().join(format!("partial-{}-{name}", std::process::id()));
+    if name == "notes.mp4" {
+        std::fs::write(&partial, "a shopping list, not a video\n".repeat(100)).expect("text");
+    } else {
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-y", "-v", "error"])
+            .args(recipe(name))
+            .arg(&partial)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "making {name}");
+    }
+    std::fs::rename(&partial, &path).expect("rename clip");
+    path
+}
+
+/// A test's own directories: `input/` (a copy of the clip), `work/` (given to the operation) and
+/// `scratch/` (the engine's temp_dir), to check where files appear.
+#[derive(Debug)]
+pub struct Sandbox {
+    root: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("vidsnap-media-test-")
+            .tempdir()
+            .expect("sandbox");
+        for dir in ["input", "work", "scratch"] {
+            std::fs::create_dir(root.path().join(dir)).expect("sandbox directory");
+        }
+        Self { root }
+    }
+
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir("work")
+    }
+
+    /// The clip copied into `input/`, named `file_name` for the operation.
+    pub fn input(&self, clip_name: &str, file_name: &str) -> OpInput {
+        let path = self.dir("input").join(clip_name);
+        std::fs::copy(clip(clip_name), &path).expect("copy clip");
+        OpInput {
+            path,
+            file_name: file_name.to_owned(),
+        }
+    }
+
+    /// An engine whose scratch directories go to `scratch/`.
+    pub fn engine(&self) -> MediaEngine {
+        let config = MediaConfig {
+            temp_dir: Some(self.dir("scratch")),
+            ..MediaConfig::default()
+        };
+        let program = std::env::current_exe().expect("test executable");
+        MediaEngine::new(
+            config,
+            ExtractorCommand {
+                program,
+                args: vec![EXTRACTOR_ARG.into()],
+            },
+        )
+    }
+
+    /// Every file under `dir`, relative to it, sorted.
+    pub fn files(&self, dir: &str) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    walk(base, &path, out);
+                } else {
+                    let relative = path.strip_prefix(base).expect("under base");
+                    out.push(relative.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let base = self.dir(dir);
+        let mut files = Vec::new();
+        walk(&base, &base, &mut files);
+        files.sort();
+        files
+    }
+
+    /// Nothing but the clip in `input/`, nothing in `scratch/`.
+    pub fn assert_nothing_outside_work(&self, clip_name: &str) {
+        assert_eq!(self.files("input"), [clip_name], "input/ changed");
+        assert_eq!(self.files("scratch"), Vec::<String>::new(), "scratch left");
+    }
+}
+
+/// Mean luma of every frame of a video, in presentation order, as ffmpeg decodes it.
+pub fn frame_brightness(video: &Path) -> Vec<f64> {
+    gray(video, &["-map", "0:v:0", "-fps_mode", "passthrough"])
+        .chunks(64 * 48)
+        .map(mean)
+        .collect()
+}
+
+/// Mean luma of an image file.
+pub fn image_brightness(image: &Path) -> f64 {
+    mean(&gray(image, &[]))
+}
+
+fn gray(input: &Path, options: &[&str]) -> Vec<u8> {
+    let output = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(input)
+        .args(options)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(output.status.success(), "decoding {}", input.display());
+    output.stdout
+}
+
+fn mean(bytes: &[u8]) -> f64 {
+    bytes.iter().map(|b| f64::from(*b)).sum::<f64>() / bytes.len().max(1) as f64
+}
+
+/// The index of the frame of `video` an image was made from: the one nearest in brightness,
+/// asserted to be clearly nearer than any other.
+pub fn source_frame(image: &Path, video: &Path) -> usize {
+    let target = image_brightness(image);
+    let mut by_distance: Vec<(f64, usize)> = frame_brightness(video)
+        .iter()
+        .enumerate()
+        .map(|(i, b)| ((b - target).abs(), i))
+        .collect();
+    by_distance.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (best, index) = by_distance[0];
+    assert!(
+        by_distance[1].0 - best > 1.0,
+        "{} is ambiguous: {by_distance:?}",
+        image.display()
+    );
+    index
+}
+
+/// Runs `op` on one input with the sandbox's engine, into `work/`.
+pub fn run(
+    sandbox: &Sandbox,
+    op: &Operation,
+    input: &OpInput,
+    progress: &dyn Progress,
+) -> Result<OpOutput, MediaError> {
+    block_on(
+        sandbox
+            .engine()
+            .run(op, std::slice::from_ref(input), &sandbox.work(), progress),
+    )
+}
+
+/// Every percentage a run reported, in order.
+#[derive(Debug, Default)]
+pub struct Percentages(Mutex<Vec<u8>>);
+
+impl Percentages {
+    pub fn said(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Progress for Percentages {
+    fn percent(&self, done: u8) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(done);
+    }
+}
+
+/// Every entry of a zip: name and bytes, in order.
+pub fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let file = std::fs::File::open(path).expect("zip opens");
+    let mut archive = zip::ZipArchive::new(file).expect("a zip");
+    (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).expect("entry");
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).expect("entry bytes");
+            (entry.name().expect("entry name").into_owned(), bytes)
+        })
+        .collect()
+}
