@@ -51,12 +51,6 @@ impl Default for MediaConfig {
 const INSTALL_FFMPEG: &str = "install FFmpeg (Debian/Ubuntu: `apt-get install ffmpeg`, macOS: \
      `brew install ffmpeg`) or set VIDSNAP_MEDIA__FFPROBE (`--ffprobe`) to its path";
 
-/// What to do when the extractor cannot be started. It is our own executable, not a setting, so
-/// it can only have gone missing under a running process.
-pub(crate) const RESTART_VIDSNAP: &str = "it is the vidsnap executable itself, run as the frame \
-     extractor (`vidsnap internal-extract`), and it was moved, deleted or made non-executable \
-     after this process started: restart vidsnap";
-
 /// The program (and leading arguments) that runs [`crate::extract::child_main`]: the `vidsnap`
 /// binary itself with its hidden `internal-extract` subcommand.
 #[derive(Debug, Clone)]

@@ -6,10 +6,15 @@ use vidsnap_domain::ErrorCode;
 
 use crate::{
     MediaEngine, MediaError,
-    engine::RESTART_VIDSNAP,
     extract::{self, Event, ExtractSpec, FrameRecord},
     runner::{Invocation, Running},
 };
+
+/// What to do when the extractor cannot be started. It is our own executable, not a setting, so
+/// it can only have gone missing under a running process.
+const RESTART_VIDSNAP: &str = "it is the vidsnap executable itself, run as the frame extractor \
+     (`vidsnap internal-extract`), and it was moved, deleted or made non-executable after this \
+     process started: restart vidsnap";
 
 /// A running extractor child. Dropping it kills the child.
 #[derive(Debug)]

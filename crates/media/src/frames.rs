@@ -1,5 +1,9 @@
-//! `frames`: a video in, `{stem}-images.zip` (frames + `manifest.json`) and `{stem}-image.{ext}`
-//! (the first frame) out, both published atomically beside each other.
+//! The frames engine: `MediaEngine::zip_frames` turns an accepted video into a zip of frames
+//! with `manifest.json`, the first frame kept for the thumbnail; the `frames` operation and
+//! [`MediaEngine::extract_frames`] both call it.
+//!
+//! `extract_frames` (the CLI's): a video in, `{stem}-images.zip` and `{stem}-image.{ext}` (the
+//! first frame) out, both published atomically beside each other.
 
 use std::path::{Path, PathBuf};
 

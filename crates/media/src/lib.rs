@@ -2,15 +2,23 @@
 //! spawned.
 //!
 //! # Layout
+//! - [`ops`]: [`MediaEngine::run`], the one entry point for a job step's operation, with one file
+//!   per operation (`probe`, `frames`, `thumbnail`): inputs in, files in the step's work
+//!   directory and a JSON result out.
 //! - [`engine`]: configuration, [`MediaEngine::probe`] and [`MediaEngine::inspect`] (probe +
 //!   validation verdict).
-//! - [`frames`]: [`MediaEngine::extract_frames`]: targets, the extractor child, zip, thumbnail.
+//! - [`frames`]: the frames engine (targets, the extractor child, zip, manifest, thumbnail),
+//!   shared by the `frames` operation and [`MediaEngine::extract_frames`] (the CLI's).
+//! - `extractor`: the parent's side of the extractor child: spec in, frames out, failures blamed
+//!   on the input or the machine.
 //! - [`extract`]: the in-process FFmpeg-library decoder, which only ever runs inside a child
 //!   process (`vidsnap internal-extract`) so a hostile file can crash or hang one job, not us.
 //! - [`probe`]: ffprobe JSON into [`probe::Probe`], with the duration fallbacks.
 //! - [`validate`]: the acceptance rules shared by CLI, API and workers.
 //! - [`runner`]: the process runner: argv only, kill on drop, timeouts, a concurrency bound,
 //!   stderr tails.
+//! - `error`: [`MediaError`], its stable codes and [`MediaError::is_retryable`], the one rule
+//!   for retrying (machine trouble) or giving up (bad input).
 //! - `archive`, `workdir`: atomic publication of outputs and per-run scratch directories.
 
 mod archive;

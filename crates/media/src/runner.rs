@@ -1,9 +1,11 @@
 //! The one place Vidsnap starts a process.
 //!
-//! Invariants: argv only (never a shell); stdin is closed unless the caller feeds it; the child is
-//! killed when its handle is dropped (timeout, error, cancellation, panic); the child runs in its
-//! own process group so a terminal's Ctrl-C reaches only us and we decide how to stop it; at most
-//! `max_concurrent` children run at once; the last lines of stderr are kept for the error.
+//! Invariants: argv only (never a shell); stdin is closed unless the caller feeds it, and then it
+//! is fed from a task of its own, within the deadline, so that no pipe can stall the others; the
+//! child is killed when its handle is dropped (timeout, error, cancellation, panic); the child
+//! runs in its own process group so a terminal's Ctrl-C reaches only us and we decide how to stop
+//! it; at most `max_concurrent` children run at once; the last lines of stderr are kept for the
+//! error.
 
 use std::{
     collections::VecDeque,

@@ -60,10 +60,10 @@ pub struct OpOutput {
 impl MediaEngine {
     /// Runs `op` on `inputs`, writing its outputs into `work` (created if missing).
     ///
-    /// `work` belongs to the caller, one per run, and holds nothing of anyone else's: the
-    /// outputs have fixed names in it, and the caller removes it after storing them, also after
-    /// a failure (which may leave partial files there). Nothing is written anywhere else
-    /// except short-lived scratch in the configured `temp_dir`, removed on every path.
+    /// `work` belongs to the caller, one per run, and holds nothing of anyone else's (inputs
+    /// included): the outputs have fixed names in it, and the caller removes it after storing
+    /// them, also after a failure or a cancellation, which may leave partial files there.
+    /// Nothing is written anywhere else.
     /// `progress` hears [`Progress::percent`] (and, for frame extraction, each frame).
     ///
     /// Bad input is refused with the [`MediaError::Rejected`] codes of validation; any error
