@@ -6,8 +6,8 @@
 //! parent writes an [`ExtractSpec`] as JSON to the child's stdin; the child writes one [`Event`]
 //! per JSON line to stdout as each frame lands on disk, which is what drives progress.
 //!
-//! - [`source`]: the demux/decode cursor that finds the frame for each target time.
-//! - [`image`]: rotation, scaling, pixel-format conversion and image encoding.
+//! - `source`: the demux/decode cursor that finds the frame for each target time.
+//! - `image`: rotation, scaling, pixel-format conversion and image encoding.
 
 mod image;
 mod source;
