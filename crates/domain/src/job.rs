@@ -724,7 +724,7 @@ impl Job {
                 failed.start_attempt = true;
                 // The video mirror: one more attempt that could not run, then dead.
                 applied.video.push(failed);
-                applied.video.extend(video_failure(&failure, None));
+                applied.video.extend(video_failure(&failure, None, false));
                 return;
             }
             self.steps[i].status = StepStatus::Ready;
@@ -807,13 +807,13 @@ impl Job {
                 applied.tasks.push((self.task(i), at));
                 applied
                     .video
-                    .extend(video_failure(&failure, Some(at - now)));
+                    .extend(video_failure(&failure, Some(at - now), false));
             }
             StepOutcome::Retry { failure, .. } => {
                 self.steps[i].last_error = Some(failure.clone());
                 self.steps[i].finished_at = Some(now);
                 self.set(i, StepStatus::Dead, now, Some("no attempts left"), applied);
-                applied.video.extend(video_failure(&failure, None));
+                applied.video.extend(video_failure(&failure, None, false));
                 self.after_failure(now, applied);
             }
             StepOutcome::Abort { failure } => {
@@ -821,7 +821,7 @@ impl Job {
                 self.steps[i].last_error = Some(failure.clone());
                 self.steps[i].finished_at = Some(now);
                 self.set(i, StepStatus::Failed, now, Some(&reason), applied);
-                applied.video.extend(video_failure(&failure, None));
+                applied.video.extend(video_failure(&failure, None, true));
                 self.after_failure(now, applied);
             }
             StepOutcome::HandedBack => {
@@ -926,8 +926,12 @@ impl Applied {
 }
 
 /// The video transitions that mirror a failed attempt: `failed`, then `queued` again after the
-/// backoff, or `dead`.
-fn video_failure(failure: &Failure, retry_in: Option<chrono::TimeDelta>) -> Vec<Transition> {
+/// backoff, or `dead` (at once when `aborted`: the input can never succeed).
+fn video_failure(
+    failure: &Failure,
+    retry_in: Option<chrono::TimeDelta>,
+    aborted: bool,
+) -> Vec<Transition> {
     let mut failed = Transition::to(VideoStatus::Failed).reason(failure.code.as_str());
     failed.error = Some(Some(failure.clone()));
     match retry_in {
@@ -939,10 +943,10 @@ fn video_failure(failure: &Failure, retry_in: Option<chrono::TimeDelta>) -> Vec<
             ]
         }
         None => {
-            let reason = if failure.code.is_transient() {
-                "no attempts left".to_owned()
-            } else {
+            let reason = if aborted {
                 format!("{} cannot succeed on another attempt", failure.code)
+            } else {
+                "no attempts left".to_owned()
             };
             vec![failed, Transition::to(VideoStatus::Dead).reason(reason)]
         }

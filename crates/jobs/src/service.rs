@@ -89,8 +89,10 @@ impl JobService {
             RecipeSource::Named(name) => match recipe::builtin(&name) {
                 Some(doc) => (doc, Some(name)),
                 None => {
-                    let known: Vec<String> =
-                        recipe::builtins().into_iter().filter_map(|r| r.name).collect();
+                    let known: Vec<String> = recipe::builtins()
+                        .into_iter()
+                        .filter_map(|r| r.name)
+                        .collect();
                     return Err(JobError::Invalid(Problems::one(
                         "recipe_name",
                         format!("no built-in recipe {name:?}: use {}", known.join(", ")),
@@ -110,7 +112,11 @@ impl JobService {
             for (path, message) in request {
                 all.add(path, message);
             }
-            let prefix = if name.is_some() { "recipe_name." } else { "recipe." };
+            let prefix = if name.is_some() {
+                "recipe_name."
+            } else {
+                "recipe."
+            };
             for (path, message) in document {
                 all.add(format!("{prefix}{path}"), message);
             }
@@ -125,7 +131,9 @@ impl JobService {
         };
 
         let mut job_inputs = BTreeMap::new();
-        let wanted = recipe.as_ref().map_or(doc.inputs.clone(), |r| r.inputs.clone());
+        let wanted = recipe
+            .as_ref()
+            .map_or(doc.inputs.clone(), |r| r.inputs.clone());
         for input in &wanted {
             if !inputs.contains_key(input) {
                 problems.add(format!("inputs.{input}"), "required: a video id");
@@ -135,7 +143,10 @@ impl JobService {
             if !wanted.contains(name) {
                 problems.add(
                     format!("inputs.{name}"),
-                    format!("the recipe has no input {name:?}: it takes {}", wanted.join(", ")),
+                    format!(
+                        "the recipe has no input {name:?}: it takes {}",
+                        wanted.join(", ")
+                    ),
                 );
                 continue;
             }
@@ -149,9 +160,7 @@ impl JobService {
                         },
                     );
                 }
-                Err(PortError::NotFound) => {
-                    problems.add(format!("inputs.{name}"), "no such video")
-                }
+                Err(PortError::NotFound) => problems.add(format!("inputs.{name}"), "no such video"),
                 Err(e) => return Err(e.into()),
             }
         }

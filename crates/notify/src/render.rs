@@ -219,10 +219,10 @@ mod tests {
         let email = render(
             EventType::JobDead,
             &json!({"type": "job.dead", "job": {"id": "j1", "recipe_name": "preview",
-                "steps": [
-                    {"name": "probe", "status": "succeeded"},
-                    {"name": "frames", "status": "dead", "last_error": {"code": "timeout", "message": EVIL}}
-                ]}}),
+            "steps": [
+                {"name": "probe", "status": "succeeded"},
+                {"name": "frames", "status": "dead", "last_error": {"code": "timeout", "message": EVIL}}
+            ]}}),
         );
         assert!(email.subject.contains("preview"), "{}", email.subject);
         assert!(email.text.contains("\"frames\""), "{}", email.text);

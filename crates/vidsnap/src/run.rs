@@ -89,7 +89,11 @@ pub(crate) async fn run(engine: MediaEngine, args: RunArgs) -> Result<ExitCode, 
     if args.json {
         println!("{text}");
     } else {
-        eprintln!("{}: {}", runner.job.status, args.out.join("job.json").display());
+        eprintln!(
+            "{}: {}",
+            runner.job.status,
+            args.out.join("job.json").display()
+        );
     }
     Ok(match runner.job.status {
         _ if interrupted => ExitCode::from(130),
@@ -98,8 +102,11 @@ pub(crate) async fn run(engine: MediaEngine, args: RunArgs) -> Result<ExitCode, 
     })
 }
 
-/// The job, its input files, and its first tasks; or what is wrong with the command line.
-fn prepare(args: &RunArgs) -> Result<(Job, BTreeMap<String, PathBuf>, Vec<Task>), String> {
+/// A job ready to run: the job, its input files by name, its first tasks.
+type Prepared = (Job, BTreeMap<String, PathBuf>, Vec<Task>);
+
+/// The job to run; or what is wrong with the command line.
+fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     let path = Path::new(&args.recipe);
     let (doc, name) = if path.is_file() {
         let text = std::fs::read_to_string(path)
@@ -109,7 +116,10 @@ fn prepare(args: &RunArgs) -> Result<(Job, BTreeMap<String, PathBuf>, Vec<Task>)
         (doc, None)
     } else {
         let doc = recipe::builtin(&args.recipe).ok_or_else(|| {
-            let known: Vec<String> = recipe::builtins().into_iter().filter_map(|r| r.name).collect();
+            let known: Vec<String> = recipe::builtins()
+                .into_iter()
+                .filter_map(|r| r.name)
+                .collect();
             format!(
                 "{:?} is neither a recipe file nor a built-in recipe ({})",
                 args.recipe,
@@ -422,7 +432,12 @@ impl Bars {
     }
 
     fn bar(&self, step: &str) -> StepBar {
-        StepBar(self.bars.get(step).cloned().unwrap_or_else(ProgressBar::hidden))
+        StepBar(
+            self.bars
+                .get(step)
+                .cloned()
+                .unwrap_or_else(ProgressBar::hidden),
+        )
     }
 
     fn update(&self, job: &Job) {

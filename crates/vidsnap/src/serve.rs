@@ -7,10 +7,12 @@ use std::{path::Path, sync::Arc, time::Duration};
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use vidsnap_api::{AppState, ReadinessChecks, Shared, auth::tokens::TokenKeys, events::VideoEvents};
-use vidsnap_jobs::JobService;
+use vidsnap_api::{
+    AppState, ReadinessChecks, Shared, auth::tokens::TokenKeys, events::VideoEvents,
+};
 use vidsnap_db::{PgStore, SqliteStore};
 use vidsnap_domain::{BlobStore, JobQueue, Repository, UploadStaging, ports::DirectMultipart};
+use vidsnap_jobs::JobService;
 use vidsnap_media::{ExtractorCommand, MediaEngine};
 use vidsnap_notify::{Deliverer, Mailer, WebhookSender};
 use vidsnap_queue::{amqp::AmqpQueue, sqs::S3EventConsumer, sqs::SqsQueue};
@@ -131,7 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             queue.clone(),
             jobs.clone(),
         )
-            .with_cleanup(uploads.clone(), blobs.clone(), config.api.upload_ttl());
+        .with_cleanup(uploads.clone(), blobs.clone(), config.api.upload_ttl());
         tasks.spawn(scheduler.run(shutdown.clone()));
     }
     // Notifications go out from workers and schedulers (leased per notification, so any number

@@ -166,8 +166,12 @@ impl Worker {
             }))
         };
         let run = {
-            let (worker, lease, abort, lost) =
-                (Arc::clone(&self), lease.clone(), abort.clone(), lost.clone());
+            let (worker, lease, abort, lost) = (
+                Arc::clone(&self),
+                lease.clone(),
+                abort.clone(),
+                lost.clone(),
+            );
             tokio::spawn(async move { worker.process(&lease, &abort, &lost).await })
         };
         if let Err(error) = run.await {

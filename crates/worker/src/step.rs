@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use vidsnap_domain::{
-    Artefact, Change, ErrorCode, Failure, InputRef, Job, Lease, Operation, PortError,
-    StepOutcome, Verdict,
+    Artefact, Change, ErrorCode, Failure, InputRef, Job, Lease, Operation, PortError, StepOutcome,
+    Verdict,
 };
 use vidsnap_media::{MediaEngine, MediaError, OpInput, OpOutput, Progress, WorkDir};
 
@@ -299,14 +299,20 @@ impl Worker {
         for item in produced {
             let key = format!("{prefix}{}", item.file_name);
             let sha256 = digest(&item.path).await.map_err(|e| {
-                Failed::retry(ErrorCode::OutputFailed, format!("reading {}: {e}", item.name))
+                Failed::retry(
+                    ErrorCode::OutputFailed,
+                    format!("reading {}: {e}", item.name),
+                )
             })?;
             let bytes = self
                 .blobs
                 .put_file(&key, &item.path, &item.content_type)
                 .await
                 .map_err(|e| {
-                    Failed::retry(ErrorCode::OutputFailed, format!("storing {}: {e}", item.name))
+                    Failed::retry(
+                        ErrorCode::OutputFailed,
+                        format!("storing {}: {e}", item.name),
+                    )
                 })?;
             artefacts.push(Artefact {
                 name: item.name,

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use vidsnap_domain::{
-    Change, Failure, Job, JobId, JobStatus, Operation, PortError, RecipeDoc, StepEvent,
-    StepStatus, VideoId, recipe,
+    Change, Failure, Job, JobId, JobStatus, Operation, PortError, RecipeDoc, StepEvent, StepStatus,
+    VideoId, recipe,
 };
 use vidsnap_jobs::{JobError, RecipeSource};
 

@@ -572,8 +572,15 @@ async fn app(verifier: OidcVerifier, dir: &std::path::Path) -> Router {
     let signer = vidsnap_storage::UrlSigner::new(vec![7; 32], "http://127.0.0.1:1");
     let blobs =
         Arc::new(vidsnap_storage::LocalStore::open(dir.join("blobs"), signer).expect("blobs"));
+    let jobs = vidsnap_jobs::JobService::new(
+        store.clone(),
+        store.clone(),
+        5,
+        Arc::new(vidsnap_jobs::Silent),
+    );
     let state = AppState::new(Shared {
         repo: store.clone(),
+        jobs,
         queue: store,
         blobs,
         keys: TokenKeys::new(

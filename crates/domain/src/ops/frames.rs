@@ -12,7 +12,8 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     summary: "a frame every `every` seconds (exact or keyframe), zipped with a manifest; the first \
               frame is also the thumbnail",
     inputs: 1,
-    artefacts: &["zip", "thumbnail", "manifest"],
+    // With `images`, also `manifest` and `frames/{entry}` per frame; not for other steps to read.
+    artefacts: &["zip", "thumbnail"],
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -13,10 +13,10 @@ use vidsnap_api::{
     ApiSettings, AppState, ReadinessChecks, Shared,
     auth::{passwords::PasswordCost, tokens::TokenKeys},
     events::VideoEvents,
-    upload::QueueOnUpload,
 };
 use vidsnap_db::SqliteStore;
 use vidsnap_domain::{Limits, VideoId};
+use vidsnap_jobs::JobService;
 use vidsnap_storage::{LocalStaging, LocalStore, UrlSigner};
 use vidsnap_uploads::{UploadCore, UploadSettings};
 
@@ -43,11 +43,8 @@ pub async fn spawn_app() -> TestApp {
     let blobs =
         Arc::new(LocalStore::open(dir.path().join("blobs"), signer.clone()).expect("blob store"));
     let events = VideoEvents::default();
-    let on_upload = Arc::new(QueueOnUpload {
-        repo: store.clone(),
-        queue: store.clone(),
-        events: events.clone(),
-    });
+    let jobs = JobService::new(store.clone(), store.clone(), 5, Arc::new(events.clone()));
+    let on_upload = Arc::new(jobs.clone());
     let uploads = UploadCore::new(
         store.clone(),
         Arc::new(LocalStaging::new(&blobs).expect("staging")),
@@ -56,6 +53,7 @@ pub async fn spawn_app() -> TestApp {
     );
     let state = AppState::new(Shared {
         repo: store.clone(),
+        jobs,
         queue: store.clone(),
         blobs: blobs.clone(),
         keys: TokenKeys::new(

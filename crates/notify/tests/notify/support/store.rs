@@ -69,6 +69,8 @@ impl Store {
             last_error: None,
             probe: None,
             outputs: None,
+            job: None,
+            uploaded_at: None,
             created_at: at,
             updated_at: at,
         };

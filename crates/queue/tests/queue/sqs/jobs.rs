@@ -6,9 +6,9 @@ use std::{
 };
 
 use chrono::Utc;
-use uuid::Uuid;
 use tempfile::TempDir;
-use vidsnap_domain::{JobQueue, Repository, Lease, NewTask, PortError, Task};
+use uuid::Uuid;
+use vidsnap_domain::{JobQueue, Lease, NewTask, PortError, Repository, Task};
 use vidsnap_queue::sqs::{SqsConfig, SqsConfigError, SqsQueue};
 
 use super::moto::{LONG, Moto, PATIENCE, eventually};
@@ -260,10 +260,7 @@ async fn unreadable_messages_are_dead_lettered() {
     let task = crate::task();
     queue.enqueue(due_now(task.clone())).await.unwrap();
     let lease = claim_within(&queue, LONG).await;
-    assert_eq!(
-        lease.task, task,
-        "the claim skipped the unreadable message"
-    );
+    assert_eq!(lease.task, task, "the claim skipped the unreadable message");
     queue.complete(&lease).await.unwrap();
     let letters = moto.dead_letters(&dead, 1).await;
     assert_eq!(letters[0].0, "not a job");
