@@ -44,6 +44,9 @@ use vidsnap_domain::{
         (name = "auth", description = "Accounts and tokens."),
         (name = "api-keys", description = "Long-lived credentials for machines (`vsk_…`)."),
         (name = "videos", description = "Videos, their uploads, processing and outputs."),
+        (name = "jobs", description = "Recipes of steps run over videos: quality checks, \
+            frames, thumbnails… Each step has its own status, attempts, progress and artefacts; \
+            a failed step can be re-run alone."),
         (name = "uploads", description = "Resumable uploads: tus 1.0.0 (creation, \
             creation-with-upload, termination, expiration, checksum with sha1 and sha256). Any \
             tus client works: point it at `/v1/uploads` with a credential header and \

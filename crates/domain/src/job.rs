@@ -275,6 +275,8 @@ pub enum Change {
     /// An input video's bytes are stored.
     InputUploaded {
         video: VideoId,
+        /// Its size, when the transport said (shown in the history).
+        bytes: Option<u64>,
     },
     /// A worker wants to run `task`.
     Start {
@@ -554,7 +556,7 @@ impl Job {
         let before = self.status;
         let mut applied = Applied::new(Verdict::Applied);
         match change {
-            Change::InputUploaded { video } => {
+            Change::InputUploaded { video, bytes } => {
                 for input in self.inputs.values_mut() {
                     if input.video == video {
                         input.uploaded = true;
@@ -566,7 +568,10 @@ impl Job {
                 {
                     applied
                         .video
-                        .push(Transition::to(VideoStatus::Queued).reason("upload complete"));
+                        .push(Transition::to(VideoStatus::Queued).reason(match bytes {
+                            Some(n) => format!("upload complete ({n} bytes)"),
+                            None => "upload complete".to_owned(),
+                        }));
                 }
             }
             Change::Start {

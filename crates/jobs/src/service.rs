@@ -192,7 +192,14 @@ impl JobService {
             if is_uploaded(&video) {
                 tracing::debug!(job = %job.id, input = %name, "uploaded meanwhile");
                 job = self
-                    .change(None, job.id, Change::InputUploaded { video: video.id })
+                    .change(
+                        None,
+                        job.id,
+                        Change::InputUploaded {
+                            video: video.id,
+                            bytes: None,
+                        },
+                    )
                     .await?
                     .job;
             }
@@ -214,7 +221,7 @@ impl JobService {
     /// `/v1/videos` job and any job reading it. Idempotent: a repeated notification (an S3
     /// event and the client's own report, moto's two events for one multipart upload) finds
     /// the video already uploaded and changes nothing.
-    pub async fn uploaded(&self, video: &Video) -> PortResult<UploadOutcome> {
+    pub async fn uploaded(&self, video: &Video, bytes: Option<u64>) -> PortResult<UploadOutcome> {
         if is_uploaded(video) {
             return Ok(UploadOutcome::Duplicate);
         }
@@ -229,7 +236,14 @@ impl JobService {
         }
         for id in waiting {
             match self
-                .change(None, id, Change::InputUploaded { video: video.id })
+                .change(
+                    None,
+                    id,
+                    Change::InputUploaded {
+                        video: video.id,
+                        bytes,
+                    },
+                )
                 .await
             {
                 Ok(_) | Err(PortError::NotFound) => {}
@@ -335,7 +349,7 @@ fn frames_doc(options: &VideoOptions) -> RecipeDoc {
 #[async_trait]
 impl UploadListener for JobService {
     /// Keys are `{user}/{video}/{file_name}`; anything else is not an upload of ours.
-    async fn uploaded(&self, key: &str, _size: u64) -> PortResult<UploadOutcome> {
+    async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome> {
         // Resumable uploads stage pieces under `.uploads/{upload}/` (vidsnap-storage's S3
         // staging writes an object per piece): their events are not uploads, nor unknown keys.
         if key.starts_with(".uploads/") {
@@ -354,6 +368,6 @@ impl UploadListener for JobService {
         if video.source_key() != key {
             return Ok(UploadOutcome::NotAnUpload);
         }
-        JobService::uploaded(self, &video).await
+        JobService::uploaded(self, &video, Some(size)).await
     }
 }

@@ -299,7 +299,10 @@ async fn view(state: &AppState, job: Job, alone: bool) -> ApiResult<JobView> {
             .iter()
             .map(|(name, input)| (name.clone(), input.video))
             .collect(),
-        params: job.params,
+        params: match job.params {
+            serde_json::Value::Null => serde_json::json!({}),
+            params => params,
+        },
         video: job.video,
         steps,
         history,

@@ -290,8 +290,8 @@ async fn complete(
         })
         .collect();
     let key = video.source_key();
-    match multipart.complete(&key, &request.upload_id, &parts).await {
-        Ok(_) => {}
+    let size = match multipart.complete(&key, &request.upload_id, &parts).await {
+        Ok(size) => size,
         Err(PortError::Conflict(message)) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -302,13 +302,13 @@ async fn complete(
         // The store no longer knows the upload: completed by an earlier request whose queueing
         // failed (the blob is there), or never started, or aborted.
         Err(PortError::NotFound) => match state.blobs.size(&key).await {
-            Ok(_) => {}
+            Ok(size) => size,
             Err(PortError::NotFound) => return Err(ApiError::not_found("multipart upload")),
             Err(e) => return Err(ApiError::from_port(e, "video")),
         },
         Err(e) => return Err(ApiError::from_port(e, "video")),
     };
-    let video = super::videos::queue_upload(&state, video).await?;
+    let video = super::videos::queue_upload(&state, video, size).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(view(&state, video, false).await?),

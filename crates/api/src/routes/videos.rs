@@ -595,8 +595,8 @@ async fn uploaded(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<VideoView>)> {
     let video = owned(&state, caller, &id).await?;
-    match state.blobs.size(&video.source_key()).await {
-        Ok(_) => {}
+    let size = match state.blobs.size(&video.source_key()).await {
+        Ok(size) => size,
         Err(vidsnap_domain::PortError::NotFound) => {
             return Err(ApiError::conflict(
                 "upload-missing",
@@ -605,7 +605,7 @@ async fn uploaded(
         }
         Err(e) => return Err(ApiError::from_port(e, "video")),
     };
-    let video = queue_upload(&state, video).await?;
+    let video = queue_upload(&state, video, size).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(view(&state, video, false).await?),
@@ -613,10 +613,10 @@ async fn uploaded(
 }
 
 /// Records the video's upload and starts what waited for it; the video as it is then.
-pub(crate) async fn queue_upload(state: &AppState, video: Video) -> ApiResult<Video> {
+pub(crate) async fn queue_upload(state: &AppState, video: Video, size: u64) -> ApiResult<Video> {
     state
         .jobs
-        .uploaded(&video)
+        .uploaded(&video, Some(size))
         .await
         .map_err(|e| ApiError::from_port(e, "video"))?;
     state

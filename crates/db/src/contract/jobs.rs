@@ -710,7 +710,15 @@ pub async fn a_videos_job_mirrors_its_video(repo: &dyn Repository) {
 
     assert!(repo.mark_uploaded(clip.id).await.unwrap());
     assert_eq!(repo.jobs_waiting_for(clip.id).await.unwrap(), vec![job_id]);
-    let uploaded = apply(repo, job_id, Change::InputUploaded { video: clip.id }).await;
+    let uploaded = apply(
+        repo,
+        job_id,
+        Change::InputUploaded {
+            video: clip.id,
+            bytes: None,
+        },
+    )
+    .await;
     assert_eq!(uploaded.applied.tasks.len(), 1);
     assert_eq!(repo.video(None, clip.id).await.unwrap().status, Queued);
     assert!(repo.jobs_waiting_for(clip.id).await.unwrap().is_empty());
@@ -903,7 +911,10 @@ pub async fn jobs_waiting_for_an_upload(repo: &dyn Repository) {
     apply(
         repo,
         reads_main.id,
-        Change::InputUploaded { video: main.id },
+        Change::InputUploaded {
+            video: main.id,
+            bytes: None,
+        },
     )
     .await;
     assert_eq!(

@@ -121,7 +121,13 @@ fn nothing_runs_before_the_upload_and_everything_follows_it() {
     assert_eq!(job.status, JobStatus::Waiting);
     let video = job.inputs["video"].video;
     let applied = job
-        .apply(Change::InputUploaded { video }, t(1))
+        .apply(
+            Change::InputUploaded {
+                video,
+                bytes: Some(3),
+            },
+            t(1),
+        )
         .expect("applies");
     assert_eq!(applied.tasks.len(), 2);
     assert_eq!(applied.video[0].to, VideoStatus::Queued);
@@ -436,8 +442,14 @@ fn the_video_mirror_follows_the_old_status_machine() {
     let mut status = VideoStatus::AwaitingUpload;
     follow(
         &mut status,
-        &job.apply(Change::InputUploaded { video }, t(1))
-            .expect("applies"),
+        &job.apply(
+            Change::InputUploaded {
+                video,
+                bytes: Some(3),
+            },
+            t(1),
+        )
+        .expect("applies"),
     );
     follow(&mut status, &deliver(&mut job, 1, 2));
     follow(

@@ -6,7 +6,10 @@ use axum::{
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use vidsnap_domain::{ErrorCode, Failure, Outputs, Repository, Transition, VideoId, VideoStatus};
+use vidsnap_domain::{
+    Change, ErrorCode, Failure, Jobs, Outputs, Repository, StepOutcome, Task, Transition, VideoId,
+    VideoStatus,
+};
 
 use super::support::spawn_app;
 
@@ -120,6 +123,38 @@ async fn real_answers_are_documented_and_match_their_schemas() {
     assert_eq!(queued["status"], "queued");
     user.call(S::CONFLICT, &format!("POST {video}/retry"), None)
         .await;
+
+    // Jobs over the uploaded video: the recipes, a job, its list, cancel, re-run, delete.
+    let recipes = user.call(S::OK, "GET /v1/recipes", None).await;
+    assert!(recipes["recipes"].as_array().is_some_and(|r| !r.is_empty()));
+    let bad = json!({"recipe": {"steps": [{"name": "a", "op": "nope"}]}, "inputs": {"video": id}});
+    let refused = user
+        .call(S::UNPROCESSABLE_ENTITY, "POST /v1/jobs", Some(bad))
+        .await;
+    assert!(refused["error"]["fields"]["recipe.steps[0].op"].is_string());
+    let new_job =
+        json!({"recipe_name": "thumbnail", "inputs": {"video": id}, "params": {"at": 0.5}});
+    let job = user.call(S::CREATED, "POST /v1/jobs", Some(new_job)).await;
+    assert_eq!(job["steps"][0]["status"], "ready");
+    let job = format!("/v1/jobs/{}", job["id"].as_str().expect("job id"));
+    user.call(S::OK, "GET /v1/jobs?status=queued", None).await;
+    user.call(S::OK, &format!("GET {job}"), None).await;
+    user.call(S::ACCEPTED, &format!("POST {job}/cancel"), None)
+        .await;
+    user.call(S::CONFLICT, &format!("POST {job}/cancel"), None)
+        .await;
+    let edit = json!({"options": {"at": 0}});
+    user.call(
+        S::ACCEPTED,
+        &format!("POST {job}/steps/thumbnail/retry"),
+        Some(edit),
+    )
+    .await;
+    user.call(S::NOT_FOUND, &format!("POST {job}/steps/nope/retry"), None)
+        .await;
+    user.call(S::NO_CONTENT, &format!("DELETE {job}"), None)
+        .await;
+    user.call(S::NOT_FOUND, &format!("GET {job}"), None).await;
     let video_id: VideoId = id.parse().expect("video id");
     let prefix = app
         .store
@@ -186,22 +221,44 @@ async fn real_answers_are_documented_and_match_their_schemas() {
         .expect("id")
         .parse()
         .expect("id");
-    for status in [
-        VideoStatus::Queued,
-        VideoStatus::Processing,
-        VideoStatus::Failed,
-        VideoStatus::Dead,
+    // Its job runs and meets input that can never succeed, as a worker would report it.
+    let job = app
+        .store
+        .video(None, other)
+        .await
+        .expect("video")
+        .job
+        .expect("its job");
+    let task = Task {
+        job,
+        step: "frames".to_owned(),
+        attempt: 1,
+    };
+    for change in [
+        Change::InputUploaded {
+            video: other,
+            bytes: None,
+        },
+        Change::Start {
+            task,
+            worker: "w".to_owned(),
+            lease_until: chrono::Utc::now() + chrono::TimeDelta::minutes(1),
+        },
+        Change::Finish {
+            step: "frames".to_owned(),
+            attempt: 1,
+            outcome: StepOutcome::Abort {
+                failure: Failure {
+                    code: ErrorCode::NotAVideo,
+                    message: "not a video".to_owned(),
+                },
+            },
+        },
     ] {
-        let mut step = Transition::to(status);
-        step.start_attempt = status == VideoStatus::Processing;
-        if status == VideoStatus::Failed {
-            let message = "not a video".to_owned();
-            step.error = Some(Some(Failure {
-                code: ErrorCode::NotAVideo,
-                message,
-            }));
-        }
-        app.store.transition(other, step).await.expect("transition");
+        app.store
+            .change_job(None, job, change)
+            .await
+            .expect("change");
     }
     let other = format!("/v1/videos/{other}");
     let dead = user.call(S::OK, &format!("GET {other}"), None).await;
