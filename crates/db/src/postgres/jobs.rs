@@ -45,12 +45,19 @@ pub(super) async fn create_job(store: &PgStore, job: &Job, events: &[StepEvent])
 
 async fn insert_job(conn: &mut PgConnection, job: &Job, events: &[StepEvent]) -> PortResult<()> {
     if let Some(video) = job.video {
-        sqlx::query("SELECT id FROM videos WHERE id = $1 AND owner = $2")
-            .bind(video.as_uuid())
-            .bind(job.owner.as_uuid())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(port_error)?;
+        // The video's own job: linked to it unless it has one (a video from before jobs gets
+        // its first here).
+        let linked =
+            sqlx::query("UPDATE videos SET job = COALESCE(job, $1) WHERE id = $2 AND owner = $3")
+                .bind(job.id.as_uuid())
+                .bind(video.as_uuid())
+                .bind(job.owner.as_uuid())
+                .execute(&mut *conn)
+                .await
+                .map_err(port_error)?;
+        if linked.rows_affected() == 0 {
+            return Err(PortError::NotFound);
+        }
     }
     sqlx::query(
         "INSERT INTO jobs (id, owner, recipe_name, recipe, params, inputs, video, status, cycle,

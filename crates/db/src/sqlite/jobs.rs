@@ -33,7 +33,19 @@ pub(super) async fn create_job(
 ) -> PortResult<()> {
     let mut tx = store.write().await?;
     if let Some(video) = job.video {
-        owned_video(&mut tx, job.owner, video).await?;
+        // The video's own job: linked to it unless it has one (a video from before jobs gets
+        // its first here).
+        let linked =
+            sqlx::query("UPDATE videos SET job = COALESCE(job, ?1) WHERE id = ?2 AND owner = ?3")
+                .bind(job.id.to_string())
+                .bind(video.to_string())
+                .bind(job.owner.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(port_error)?;
+        if linked.rows_affected() == 0 {
+            return Err(PortError::NotFound);
+        }
     }
     sqlx::query(
         "INSERT INTO jobs (id, owner, recipe_name, recipe, params, inputs, video, status, cycle,
@@ -76,17 +88,6 @@ pub(super) async fn create_job(
     }
     record_events(&mut tx, job.id, events).await?;
     tx.commit().await.map_err(port_error)
-}
-
-/// `NotFound` unless `video` exists and is `owner`'s.
-async fn owned_video(conn: &mut SqliteConnection, owner: UserId, video: VideoId) -> PortResult<()> {
-    sqlx::query("SELECT id FROM videos WHERE id = ? AND owner = ?")
-        .bind(video.to_string())
-        .bind(owner.to_string())
-        .fetch_one(conn)
-        .await
-        .map_err(port_error)?;
-    Ok(())
 }
 
 async fn insert_step(
