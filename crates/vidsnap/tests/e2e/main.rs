@@ -13,5 +13,6 @@ mod config;
 mod errors;
 mod frames;
 mod probe;
+mod run;
 mod service;
 mod support;

@@ -6,6 +6,7 @@ mod cluster;
 mod failures;
 mod flow;
 mod isolation;
+mod jobs;
 mod multipart;
 mod support;
 mod uploads;
