@@ -95,6 +95,20 @@ impl BucketAccess {
         listed.into_iter().map(|m| m.location.to_string()).collect()
     }
 
+    /// The size of every object under `prefix`, by key.
+    pub(super) async fn sizes(&self, prefix: &str) -> HashMap<String, u64> {
+        use futures_util::TryStreamExt;
+        let prefix = ObjectPath::from(prefix);
+        let listed: Vec<_> = object_store::ObjectStore::list(&self.client(), Some(&prefix))
+            .try_collect()
+            .await
+            .unwrap();
+        listed
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.size))
+            .collect()
+    }
+
     /// The service's storage settings for this bucket.
     pub(super) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -666,4 +680,388 @@ async fn objects_put_into_the_bucket_are_processed_through_s3_events() {
     }
     assert!(worker.stop().await.success());
     assert!(api.stop().await.success());
+}
+
+/// `GET /v1/jobs/{id}` (steps with artefacts and links, and the history).
+async fn job(api: &App, token: &str, id: &str) -> serde_json::Value {
+    let (status, body) = api
+        .call(Method::GET, &format!("/v1/jobs/{id}"), Some(token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Polls the job until `done` holds, for at most `within`.
+async fn wait_for_job(
+    api: &App,
+    token: &str,
+    id: &str,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let job = job(api, token, id).await;
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {job:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The job's step named `name`.
+fn step<'a>(job: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {job:#}"))
+}
+
+/// The history lines of step `name` with status `status`.
+fn events<'a>(job: &'a serde_json::Value, name: &str, status: &str) -> Vec<&'a serde_json::Value> {
+    job["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["step"] == name && e["status"] == status)
+        .collect()
+}
+
+/// The worker ids (`{HOSTNAME}-{pid}`) that started step `name`, in order, from the history's
+/// `running` lines ("worker {id}").
+fn runners(job: &serde_json::Value, name: &str) -> Vec<String> {
+    events(job, name, "running")
+        .iter()
+        .map(|e| {
+            let reason = e["reason"].as_str().unwrap_or_default();
+            reason
+                .strip_prefix("worker ")
+                .unwrap_or_else(|| panic!("a running line names its worker: {e}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+fn time(value: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    let text = value.as_str().unwrap_or_else(|| panic!("a time: {value}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// A recipe of two parallel `frames` steps (seconds each on the long clip: 480 PNG frames) and a
+/// `thumbnail` after both, on one API and three single-slot workers over PostgreSQL + SeaweedFS
+/// + RabbitMQ. The parallel steps run in two different processes; one of them is SIGKILLed
+/// mid-step, its step's lease runs out, the broker's redelivery takes it over in another worker
+/// (attempt 2). The job succeeds, the thumbnail runs after both, every artefact is in the bucket
+/// as reported, and the job is announced by exactly one e-mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_survives_a_worker_killed_mid_step() {
+    let database = ScratchDatabase::create("vidsnap_cluster_steps").await;
+    let bucket = Bucket::create(
+        service("VIDSNAP_TEST_S3_ENDPOINT"),
+        service("VIDSNAP_TEST_S3_ACCESS_KEY"),
+        service("VIDSNAP_TEST_S3_SECRET_KEY"),
+    )
+    .await;
+    let queue_name = format!("vidsnap-cluster-{}", uuid::Uuid::new_v4().simple());
+    let _broker = AmqpQueues {
+        url: service("VIDSNAP_TEST_AMQP_URL"),
+        queue: queue_name.clone(),
+    };
+    let smtp = Smtp::start().await;
+    let mut env = vec![
+        ("VIDSNAP_DATABASE__KIND", "postgres".to_owned()),
+        ("VIDSNAP_DATABASE__URL", database.url().to_owned()),
+        ("VIDSNAP_QUEUE__KIND", "rabbitmq".into()),
+        ("VIDSNAP_QUEUE__URL", service("VIDSNAP_TEST_AMQP_URL")),
+        ("VIDSNAP_QUEUE__QUEUE", queue_name.clone()),
+        (
+            "VIDSNAP_AUTH__SECRET",
+            "a cluster-wide secret of 32+ characters".into(),
+        ),
+        // One step at a time per process: parallel steps run in different processes.
+        ("VIDSNAP_WORKER__CONCURRENCY", "1".into()),
+        // A dead worker's step is taken over 3 s after its last heartbeat; live ones beat
+        // often enough that a slow moment on a busy machine never looks like a death.
+        ("VIDSNAP_WORKER__LEASE_SECONDS", "3".into()),
+        ("VIDSNAP_WORKER__STEP_HEARTBEAT_SECONDS", "0.5".into()),
+    ];
+    env.extend(bucket.env());
+    env.extend(smtp.env());
+    let with_role = |role: &str, host: Option<&str>| {
+        let mut env = env.clone();
+        env.push(("VIDSNAP_SERVER__ROLE", role.to_owned()));
+        // Worker ids are `{HOSTNAME}-{pid}`: a host name per process says which one ran a step.
+        if let Some(host) = host {
+            env.push(("HOSTNAME", host.to_owned()));
+        }
+        env
+    };
+    let dirs: Vec<Sandbox> = (0..4).map(|_| Sandbox::new()).collect();
+    let dir = |i: usize| dirs[i].root.path().to_path_buf();
+    let api = App::start(&dir(0), &with_role("api", None)).await;
+    let hosts = ["cluster-worker-a", "cluster-worker-b", "cluster-worker-c"];
+    let mut workers = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let app = App::start(&dir(i + 1), &with_role("worker", Some(host))).await;
+        workers.push((*host, i + 1, app));
+    }
+    for app in std::iter::once(&api).chain(workers.iter().map(|(_, _, app)| app)) {
+        let (status, ready) = app.call(Method::GET, "/readyz", None, None).await;
+        assert_eq!(status, StatusCode::OK, "{} not ready: {ready}", app.url);
+    }
+
+    // The input: a video whose own (/v1/videos) job is over, e-mail sent, before the job starts,
+    // so the job's steps have the workers to themselves and the job's e-mail is told apart.
+    let token = api.register("steps@example.com").await;
+    let (_, me) = api.call(Method::GET, "/v1/me", Some(&token), None).await;
+    let user = me["id"].as_str().unwrap().to_owned();
+    let video = api
+        .upload(&token, &clip("long-png.mp4"), "long.mp4", "60s")
+        .await;
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/v1/videos/{video}/uploaded"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    api.wait_for_status(&token, &video, "succeeded").await;
+    let repo = PgStore::connect(database.url()).await.unwrap();
+    let video_id: VideoId = video.parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let notes = repo.notifications_for(video_id).await.unwrap();
+        if !notes.is_empty() && notes.iter().all(|n| n.status == DeliveryStatus::Delivered) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the video's e-mail was not delivered: {notes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(smtp.wait_for(1).await.len(), 1);
+
+    let frames = json!({"every": "0.25s", "format": "png", "images": false});
+    let recipe = json!({
+        "steps": [
+            {"name": "frames-a", "op": "frames", "options": frames},
+            {"name": "frames-b", "op": "frames", "options": frames},
+            {"name": "poster", "op": "thumbnail", "options": {"at": 1},
+             "after": ["frames-a", "frames-b"]}
+        ]
+    });
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(&token),
+            Some(json!({"recipe": recipe, "inputs": {"video": video}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+
+    // Both parallel steps running, in two different processes.
+    let running = wait_for_job(
+        &api,
+        &token,
+        &id,
+        "both frames steps to run",
+        Duration::from_secs(60),
+        |job| {
+            ["frames-a", "frames-b"]
+                .iter()
+                .all(|s| step(job, s)["status"] == "running")
+        },
+    )
+    .await;
+    let (a, b) = (runners(&running, "frames-a"), runners(&running, "frames-b"));
+    assert_eq!((a.len(), b.len()), (1, 1), "{running:#}");
+    assert_ne!(
+        a[0], b[0],
+        "parallel steps in one single-slot process: {running:#}"
+    );
+    assert_eq!(step(&running, "poster")["status"], "waiting", "{running:#}");
+    let host_of = |worker: &str| -> &str {
+        hosts
+            .iter()
+            .find(|h| worker.starts_with(&format!("{h}-")))
+            .unwrap_or_else(|| panic!("{worker} is none of {hosts:?}"))
+    };
+    let (killed_host, survivor_host) = (host_of(&a[0]), host_of(&b[0]));
+    assert_ne!(killed_host, survivor_host);
+
+    // SIGKILL frames-a's worker while the step runs.
+    let i = workers
+        .iter()
+        .position(|(h, _, _)| *h == killed_host)
+        .unwrap();
+    let (_, _, victim) = workers.remove(i);
+    victim.kill().await;
+    let after_kill = job(&api, &token, &id).await;
+    assert_eq!(
+        step(&after_kill, "frames-a")["status"],
+        "running",
+        "frames-a ended before its worker was killed: {after_kill:#}"
+    );
+
+    let done = wait_for_job(
+        &api,
+        &token,
+        &id,
+        "the job to finish",
+        Duration::from_secs(300),
+        |job| {
+            ["succeeded", "failed", "dead", "cancelled"]
+                .iter()
+                .any(|s| job["status"] == *s)
+        },
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+
+    // The killed step: a second attempt, started by another worker.
+    let (a, b, poster) = (
+        step(&done, "frames-a"),
+        step(&done, "frames-b"),
+        step(&done, "poster"),
+    );
+    assert_eq!(a["attempts"], 2, "the taken-over attempt counts: {done:#}");
+    assert_eq!(b["attempts"], 1, "{done:#}");
+    assert_eq!(poster["attempts"], 1, "{done:#}");
+    let took_over = runners(&done, "frames-a");
+    assert_eq!(took_over.len(), 2, "two running lines: {done:#}");
+    assert_eq!(host_of(&took_over[0]), killed_host);
+    assert_ne!(host_of(&took_over[1]), killed_host, "{done:#}");
+    assert_ne!(took_over[0], took_over[1]);
+    let attempts: Vec<_> = events(&done, "frames-a", "running")
+        .iter()
+        .map(|e| e["attempt"].clone())
+        .collect();
+    assert_eq!(attempts, [json!(1), json!(2)], "{done:#}");
+    assert_eq!(runners(&done, "frames-b").len(), 1, "{done:#}");
+    for name in ["frames-a", "frames-b", "poster"] {
+        assert_eq!(
+            events(&done, name, "succeeded").len(),
+            1,
+            "{name}: {done:#}"
+        );
+        assert!(events(&done, name, "failed").is_empty(), "{name}: {done:#}");
+    }
+    // The takeover waited for the lease: at least 3 s after the kill.
+    let first = time(&events(&done, "frames-a", "running")[0]["at"]);
+    let second = time(&events(&done, "frames-a", "running")[1]["at"]);
+    assert!(
+        second - first >= chrono::TimeDelta::seconds(3),
+        "taken over {} after the first start",
+        second - first
+    );
+
+    // The thumbnail ran after both.
+    let poster_start = time(&poster["started_at"]);
+    for upstream in [a, b] {
+        assert!(
+            poster_start >= time(&upstream["finished_at"]),
+            "poster started before {} finished: {done:#}",
+            upstream["name"]
+        );
+    }
+    assert_eq!(a["result"]["frames"], 480, "{done:#}");
+    assert_eq!(b["result"]["frames"], 480, "{done:#}");
+
+    // Every artefact is in the bucket, under its step's folder, with the size and digest
+    // reported; nothing else is there.
+    for s in [a, b, poster] {
+        let name = s["name"].as_str().unwrap();
+        let prefix = format!("{user}/jobs/{id}/{name}/");
+        let stored = bucket.sizes(&prefix).await;
+        let mut reported = HashMap::new();
+        let artefacts = s["artefacts"].as_array().unwrap();
+        let expected: &[&str] = if name == "poster" {
+            &["thumbnail"]
+        } else {
+            &["thumbnail", "zip"]
+        };
+        let mut names: Vec<&str> = artefacts
+            .iter()
+            .map(|x| x["name"].as_str().unwrap())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, expected, "{name}: {s:#}");
+        for artefact in artefacts {
+            let url = reqwest::Url::parse(artefact["url"].as_str().unwrap()).unwrap();
+            let key = url
+                .path()
+                .strip_prefix(&format!("/{}/", bucket.name))
+                .unwrap_or_else(|| panic!("a path-style link into the bucket: {url}"))
+                .to_owned();
+            let bytes = artefact["bytes"].as_u64().unwrap();
+            assert!(bytes > 0, "{artefact}");
+            assert_eq!(stored.get(&key), Some(&bytes), "{key}: {stored:?}");
+            let body = api
+                .http
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(body.len() as u64, bytes, "{key}");
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+            assert_eq!(artefact["sha256"], digest, "{key}");
+            reported.insert(key, bytes);
+        }
+        assert_eq!(
+            stored, reported,
+            "{name}: the step's folder holds its artefacts only"
+        );
+    }
+
+    // One job.succeeded e-mail (besides the video's), and no second one once every process
+    // has stopped (so no delivery can still be on its way).
+    smtp.wait_for(2).await;
+    let stopped: Vec<_> = workers.iter().map(|(_, i, _)| *i).collect();
+    for (_, _, app) in workers {
+        assert!(app.stop().await.success());
+    }
+    assert!(api.stop().await.success());
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 2, "{mail:#?}");
+    let about_job: Vec<_> = mail.iter().filter(|m| m.contains(&id)).collect();
+    assert_eq!(about_job.len(), 1, "{mail:#?}");
+    assert!(
+        about_job[0].contains("Your job finished"),
+        "{}",
+        about_job[0]
+    );
+    for i in stopped {
+        let scratch = dir(i).join("tmp");
+        assert!(
+            !scratch.exists() || Sandbox::list(&scratch).is_empty(),
+            "a worker left scratch files: {:?}",
+            Sandbox::list(&scratch)
+        );
+    }
+    eprintln!(
+        "job {id}: {:.1} s from creation to succeeded, taken over {:.1} s after the kill",
+        elapsed.as_secs_f64(),
+        (second - first).num_milliseconds() as f64 / 1000.0,
+    );
 }
