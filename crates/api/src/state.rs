@@ -131,9 +131,8 @@ pub struct Shared {
     pub deliveries_waker: Option<Arc<tokio::sync::Notify>>,
     /// What `/readyz` asks.
     pub readiness: ReadinessChecks,
-    /// Resumable uploads (tus at `/v1/uploads`); `None` where the storage backend has no
-    /// staging yet (S3), and those routes answer 501.
-    pub uploads: Option<vidsnap_uploads::UploadCore>,
+    /// Resumable uploads (tus at `/v1/uploads`, AMQP chunks): every storage backend stages.
+    pub uploads: vidsnap_uploads::UploadCore,
     /// Direct multipart uploads to the object store (`/v1/videos/{id}/multipart`); `None` unless
     /// the storage is S3, and those routes answer 501.
     pub multipart: Option<Arc<dyn vidsnap_domain::ports::DirectMultipart>>,

@@ -77,16 +77,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::new(events.clone()),
     );
     let on_upload = Arc::new(jobs.clone());
-    let uploads = Some(UploadCore::new(
+    let uploads = UploadCore::new(
         repo.clone(),
         staging,
         on_upload.clone(),
         config.uploads.clone(),
-    ));
-    if let (Some(chunks), Some(core)) = (&config.chunks, &uploads)
+    );
+    if let Some(chunks) = &config.chunks
         && role.serves_api()
     {
-        let consumer = vidsnap_queue::chunks::ChunkConsumer::new(chunks.clone(), core.clone());
+        let consumer = vidsnap_queue::chunks::ChunkConsumer::new(chunks.clone(), uploads.clone());
         tasks.spawn(consumer.run(shutdown.clone()));
     }
 
@@ -133,7 +133,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             queue.clone(),
             jobs.clone(),
         )
-        .with_cleanup(uploads.clone(), blobs.clone(), config.api.upload_ttl());
+        .with_cleanup(
+            Some(uploads.clone()),
+            blobs.clone(),
+            config.api.upload_ttl(),
+        );
         tasks.spawn(scheduler.run(shutdown.clone()));
     }
     // Notifications go out from workers and schedulers (leased per notification, so any number

@@ -152,7 +152,6 @@ async fn discover(State(state): State<AppState>) -> Response {
         (status = 413, description = "`Upload-Length` exceeds the size limit (`too-large`).", body = ErrorBody),
         (status = 415, description = "A body that is not `application/offset+octet-stream` (`unsupported-media-type`).", body = ErrorBody),
         (status = 422, description = "The file name or options in `Upload-Metadata` are not acceptable (`validation-failed`; `fields` says which).", body = ErrorBody),
-        (status = 501, description = "The storage backend has no upload staging yet (`not-implemented`).", body = ErrorBody),
     ),
 )]
 async fn create(
@@ -309,7 +308,6 @@ async fn create_upload(
         (status = 410, description = "The upload expired (no body).", body = ErrorBody),
         (status = 412, description = "`Tus-Resumable` is missing or not `1.0.0` (no body).", body = ErrorBody,
             headers(("Tus-Version" = String, description = "`1.0.0`: the version spoken."))),
-        (status = 501, description = "The storage backend has no upload staging yet (no body).", body = ErrorBody),
     ),
 )]
 async fn status(
@@ -373,9 +371,8 @@ async fn status(
             headers(("Tus-Version" = String, description = "`1.0.0`: the version spoken."))),
         (status = 413, description = "The piece runs past `Upload-Length` (`too-large`); nothing of it was stored.", body = ErrorBody),
         (status = 415, description = "The body is not `application/offset+octet-stream` (`unsupported-media-type`).", body = ErrorBody),
-        (status = 423, description = "Another request is writing to this upload right now (`upload-locked`); retry when it is done.", body = ErrorBody),
+        (status = 423, description = "Another request is writing to this upload right now (`locked`); retry when it is done.", body = ErrorBody),
         (status = 460, description = "The piece does not match `Upload-Checksum` (`checksum-mismatch`); nothing of it was stored.", body = ErrorBody),
-        (status = 501, description = "The storage backend has no upload staging yet (`not-implemented`).", body = ErrorBody),
     ),
 )]
 async fn append(
@@ -433,8 +430,7 @@ async fn append(
         (status = 404, description = "No such upload of the caller (`not-found`).", body = ErrorBody),
         (status = 412, description = "`Tus-Resumable` is missing or not `1.0.0` (`unsupported-version`).", body = ErrorBody,
             headers(("Tus-Version" = String, description = "`1.0.0`: the version spoken."))),
-        (status = 423, description = "A request is writing to this upload right now (`upload-locked`).", body = ErrorBody),
-        (status = 501, description = "The storage backend has no upload staging yet (`not-implemented`).", body = ErrorBody),
+        (status = 423, description = "A request is writing to this upload right now (`locked`).", body = ErrorBody),
     ),
 )]
 async fn terminate(
@@ -478,14 +474,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), Refused> {
 }
 
 fn core(state: &AppState) -> Result<&UploadCore, Refused> {
-    state.uploads.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not-implemented",
-            "resumable uploads need local storage on this server; use POST /v1/videos",
-        )
-        .into()
-    })
+    Ok(&state.uploads)
 }
 
 fn upload_id(id: &str) -> Result<UploadId, Refused> {
@@ -642,7 +631,7 @@ fn refusal(error: UploadError) -> Refused {
     };
     let (status, code) = match &error {
         UploadError::Gone => (StatusCode::GONE, "upload-expired"),
-        UploadError::Locked => (StatusCode::LOCKED, "upload-locked"),
+        UploadError::Locked => (StatusCode::LOCKED, "locked"),
         UploadError::OffsetMismatch { .. } => (StatusCode::CONFLICT, "offset-mismatch"),
         UploadError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
         UploadError::ChecksumMismatch => (CHECKSUM_MISMATCH, "checksum-mismatch"),

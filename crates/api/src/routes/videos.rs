@@ -475,17 +475,14 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     // The upload session (if any) goes with the rows; its staged bytes are dropped after.
-    let session = match &state.uploads {
-        Some(_) => state.repo.upload_of_video(id).await.ok(),
-        None => None,
-    };
+    let session = state.repo.upload_of_video(id).await.ok();
     let video = state
         .repo
         .delete_video(caller.user, id)
         .await
         .map_err(|e| ApiError::from_port(e, "video"))?;
-    if let (Some(core), Some(session)) = (&state.uploads, session)
-        && let Err(e) = core.discard(&session).await
+    if let Some(session) = session
+        && let Err(e) = state.uploads.discard(&session).await
     {
         tracing::warn!(upload = %session.id, error = %e, "dropping a deleted video's staged upload failed");
     }

@@ -572,11 +572,18 @@ async fn app(verifier: OidcVerifier, dir: &std::path::Path) -> Router {
     let signer = vidsnap_storage::UrlSigner::new(vec![7; 32], "http://127.0.0.1:1");
     let blobs =
         Arc::new(vidsnap_storage::LocalStore::open(dir.join("blobs"), signer).expect("blobs"));
+
     let jobs = vidsnap_jobs::JobService::new(
         store.clone(),
         store.clone(),
         5,
         Arc::new(vidsnap_jobs::Silent),
+    );
+    let uploads = vidsnap_uploads::UploadCore::new(
+        store.clone(),
+        Arc::new(vidsnap_storage::LocalStaging::new(&blobs).expect("staging")),
+        Arc::new(jobs.clone()),
+        vidsnap_uploads::UploadSettings::default(),
     );
     let state = AppState::new(Shared {
         repo: store.clone(),
@@ -596,7 +603,7 @@ async fn app(verifier: OidcVerifier, dir: &std::path::Path) -> Router {
         shutdown: tokio_util::sync::CancellationToken::new(),
         deliveries_waker: None,
         readiness: vidsnap_api::ReadinessChecks::default(),
-        uploads: None,
+        uploads,
         multipart: None,
     });
     vidsnap_api::router(state)

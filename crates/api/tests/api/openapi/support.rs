@@ -75,7 +75,7 @@ pub async fn spawn_app() -> TestApp {
         shutdown: tokio_util::sync::CancellationToken::new(),
         deliveries_waker: None,
         readiness: ReadinessChecks::backends(store.clone(), store.clone(), blobs.clone()),
-        uploads: Some(uploads),
+        uploads,
         multipart: None,
     });
 

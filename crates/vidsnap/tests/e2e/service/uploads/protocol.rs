@@ -305,7 +305,7 @@ async fn one_writer_per_upload_and_never_a_global_lock() {
         let probe = patch(&app, &url, &token, 1, b"x", None).await;
         match error_code(probe).await {
             (StatusCode::LOCKED, code) => {
-                assert_eq!(code, "upload-locked");
+                assert_eq!(code, "locked");
                 break;
             }
             (StatusCode::CONFLICT, _) => {
