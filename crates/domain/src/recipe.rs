@@ -223,10 +223,15 @@ impl RecipeDoc {
                 Some(value) => {
                     values.insert(name.clone(), value.clone());
                 }
-                None => problems.add(
-                    format!("params.{name}"),
-                    "required: this recipe has no default for it",
-                ),
+                None => {
+                    problems.add(
+                        format!("params.{name}"),
+                        "required: this recipe has no default for it",
+                    );
+                    // Reported once, here: the options using it take their default meanwhile
+                    // rather than a second (and wrong) "no parameter named" at each use.
+                    values.insert(name.clone(), Value::Null);
+                }
             }
         }
         for name in supplied.keys() {
@@ -557,7 +562,12 @@ mod tests {
             "params": {"at": {}},
             "steps": [{"name": "t", "op": "thumbnail", "options": {"at": {"$param": "at"}}}]
         }));
-        assert!(fields(required.check(&Value::Null)).contains_key("params.at"));
+        let f = fields(required.check(&Value::Null));
+        assert_eq!(
+            f.keys().collect::<Vec<_>>(),
+            ["params.at"],
+            "reported once: {f:?}"
+        );
         assert!(required.check(&json!({"at": 3})).is_ok());
     }
 

@@ -605,6 +605,18 @@ async fn bad_recipes_params_and_inputs_are_answered_at_their_json_paths() {
         "indistinguishable"
     );
 
+    // A built-in's parameter with a bad value: refused at the option it feeds.
+    let (status, answer) = post_job(
+        &app,
+        &ana,
+        json!({"recipe_name": "frames", "inputs": {"video": video}, "params": {"every": 0}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let fields = answer["error"]["fields"].as_object().unwrap();
+    assert_eq!(fields.len(), 1, "{answer}");
+    assert!(fields.keys().all(|k| k.ends_with("every")), "{answer}");
+
     // Every problem at once, each at its path.
     let (status, answer) = post_job(
         &app,
@@ -750,7 +762,8 @@ async fn a_job_waits_for_its_upload_then_runs_and_its_event_stream_ends_with_it(
         .iter()
         .map(|h| h["status"].as_str().unwrap())
         .collect();
-    assert_eq!(history, ["waiting", "ready", "running", "succeeded"]);
+    // A new job's steps start `waiting` (no event): the upload makes the step ready.
+    assert_eq!(history, ["ready", "running", "succeeded"]);
 
     // Following a finished job: one event, then the end.
     let events = follow_job(app.http.clone(), app.url.clone(), token, id).await;
