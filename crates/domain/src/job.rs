@@ -345,6 +345,22 @@ pub struct Applied {
     pub finished: Option<JobStatus>,
     /// For a `/v1/videos` job: the video's status changes that mirror this change, in order.
     pub video: Vec<Transition>,
+    /// The mirror's candidates, each kept only if its condition holds once the change is done.
+    mirror: Vec<(Gate, Transition)>,
+}
+
+/// When a video transition mirrors a job's change. A video has one status for the whole job, so
+/// with several steps it follows the job, not each step: `processing` while any runs, back to
+/// `queued` only when none does, terminal only when the job is.
+#[derive(Debug, Clone, PartialEq)]
+enum Gate {
+    Always,
+    /// No step other than this one is running.
+    NoOtherRunning(String),
+    /// The job is now terminal (a failure's `failed` -> `dead`).
+    JobTerminal,
+    /// The job now succeeded (outputs are filled in from every step's artefacts).
+    JobSucceeded,
 }
 
 /// Why a user's change was refused.
@@ -566,12 +582,13 @@ impl Job {
                 if let Some(first) = applied.events.first()
                     && first.status == StepStatus::Ready
                 {
-                    applied
-                        .video
-                        .push(Transition::to(VideoStatus::Queued).reason(match bytes {
+                    applied.mirror(
+                        Gate::Always,
+                        Transition::to(VideoStatus::Queued).reason(match bytes {
                             Some(n) => format!("upload complete ({n} bytes)"),
                             None => "upload complete".to_owned(),
-                        }));
+                        }),
+                    );
                 }
             }
             Change::Start {
@@ -636,10 +653,99 @@ impl Job {
         if self.status.is_terminal() && !before.is_terminal() {
             applied.finished = Some(self.status);
         }
-        if self.video.is_none() {
-            applied.video.clear();
+        if self.video.is_some() {
+            self.mirror_video(&mut applied);
         }
         Ok(applied)
+    }
+
+    /// Keeps the mirror's candidates whose condition holds now, and adds the terminal change a
+    /// job reached through another step (one failed earlier, the last one just ended) or a
+    /// cancel.
+    fn mirror_video(&self, applied: &mut Applied) {
+        let running_besides = |step: &str| {
+            self.steps
+                .iter()
+                .any(|s| s.name != step && s.status == StepStatus::Running)
+        };
+        let mut terminal_mirrored = false;
+        for (gate, mut transition) in std::mem::take(&mut applied.mirror) {
+            let keep = match &gate {
+                Gate::Always => true,
+                Gate::NoOtherRunning(step) => !running_besides(step),
+                Gate::JobTerminal => self.status.is_terminal(),
+                Gate::JobSucceeded => self.status == JobStatus::Succeeded,
+            };
+            if !keep {
+                continue;
+            }
+            if gate == Gate::JobSucceeded {
+                transition.outputs = self.video_outputs();
+                transition.probe = self
+                    .steps
+                    .iter()
+                    .filter_map(|s| s.result.as_ref()?.get("probe").cloned())
+                    .next();
+            }
+            terminal_mirrored |= matches!(gate, Gate::JobTerminal | Gate::JobSucceeded);
+            applied.video.push(transition);
+        }
+        if let Some(status) = applied.finished
+            && !terminal_mirrored
+        {
+            let failure = match status {
+                JobStatus::Cancelled => Some((
+                    Failure {
+                        code: ErrorCode::Interrupted,
+                        message: "the job was cancelled".to_owned(),
+                    },
+                    "cancelled".to_owned(),
+                )),
+                JobStatus::Failed | JobStatus::Dead => self
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s.status, StepStatus::Failed | StepStatus::Dead))
+                    .find_map(|s| s.last_error.clone())
+                    .map(|failure| {
+                        let reason = if status == JobStatus::Failed {
+                            format!("{} cannot succeed on another attempt", failure.code)
+                        } else {
+                            "no attempts left".to_owned()
+                        };
+                        (failure, reason)
+                    }),
+                _ => None,
+            };
+            if let Some((failure, reason)) = failure {
+                let mut failed = Transition::to(VideoStatus::Failed).reason(failure.code.as_str());
+                failed.error = Some(Some(failure.clone()));
+                applied.video.push(failed);
+                // Carries the error too: a video cancelled while queued goes straight to dead.
+                let mut dead = Transition::to(VideoStatus::Dead).reason(reason);
+                dead.error = Some(Some(failure));
+                applied.video.push(dead);
+            }
+        }
+    }
+
+    /// The `/v1/videos` outputs: the zip and thumbnail of the job's frames step.
+    fn video_outputs(&self) -> Option<Outputs> {
+        self.steps.iter().find_map(|step| {
+            let zip = step.artefacts.iter().find(|a| a.name == "zip")?;
+            let thumbnail = step.artefacts.iter().find(|a| a.name == "thumbnail")?;
+            let frames = step
+                .result
+                .as_ref()
+                .and_then(|r| r.get("frames"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0) as usize;
+            Some(Outputs {
+                zip_key: zip.key.clone(),
+                zip_bytes: zip.bytes,
+                thumbnail_key: thumbnail.key.clone(),
+                frames,
+            })
+        })
     }
 
     /// The step `name` if it is running attempt `attempt`; else why the report is stale.
@@ -706,7 +812,8 @@ impl Job {
             }
         };
         if takeover {
-            applied.video.push(
+            applied.mirror(
+                Gate::NoOtherRunning(task.step.clone()),
                 Transition::to(VideoStatus::Queued).reason("the previous attempt was interrupted"),
             );
             if step.attempts >= step.max_attempts {
@@ -725,11 +832,13 @@ impl Job {
                 applied.verdict = Verdict::Stale {
                     why: "no attempts left after an interrupted attempt".to_owned(),
                 };
-                let mut failed = Transition::to(VideoStatus::Processing);
-                failed.start_attempt = true;
+                let mut again = Transition::to(VideoStatus::Processing);
+                again.start_attempt = true;
                 // The video mirror: one more attempt that could not run, then dead.
-                applied.video.push(failed);
-                applied.video.extend(video_failure(&failure, None, false));
+                applied.mirror(Gate::NoOtherRunning(task.step.clone()), again);
+                for transition in video_failure(&failure, None, false) {
+                    applied.mirror(Gate::JobTerminal, transition);
+                }
                 return;
             }
             self.steps[i].status = StepStatus::Ready;
@@ -754,7 +863,7 @@ impl Job {
         let mut processing =
             Transition::to(VideoStatus::Processing).reason(format!("worker {worker}"));
         processing.start_attempt = true;
-        applied.video.push(processing);
+        applied.mirror(Gate::Always, processing);
     }
 
     fn finish(
@@ -773,7 +882,6 @@ impl Job {
         }
         match outcome {
             StepOutcome::Succeeded { artefacts, result } => {
-                let outputs = video_outputs(&artefacts, result.as_ref());
                 {
                     let step = &mut self.steps[i];
                     step.artefacts = artefacts;
@@ -784,10 +892,8 @@ impl Job {
                 }
                 self.set(i, StepStatus::Succeeded, now, None, applied);
                 let mut done = Transition::to(VideoStatus::Succeeded);
-                done.outputs = outputs;
-                done.probe = result.and_then(|r| r.get("probe").cloned());
                 done.error = Some(None);
-                applied.video.push(done);
+                applied.mirror(Gate::JobSucceeded, done);
                 self.advance(now, applied);
             }
             StepOutcome::Retry { failure, at } if attempt < max => {
@@ -810,15 +916,18 @@ impl Job {
                 );
                 self.steps[i].run_at = Some(at);
                 applied.tasks.push((self.task(i), at));
-                applied
-                    .video
-                    .extend(video_failure(&failure, Some(at - now), false));
+                let name = self.steps[i].name.clone();
+                for transition in video_failure(&failure, Some(at - now), false) {
+                    applied.mirror(Gate::NoOtherRunning(name.clone()), transition);
+                }
             }
             StepOutcome::Retry { failure, .. } => {
                 self.steps[i].last_error = Some(failure.clone());
                 self.steps[i].finished_at = Some(now);
                 self.set(i, StepStatus::Dead, now, Some("no attempts left"), applied);
-                applied.video.extend(video_failure(&failure, None, false));
+                for transition in video_failure(&failure, None, false) {
+                    applied.mirror(Gate::JobTerminal, transition);
+                }
                 self.after_failure(now, applied);
             }
             StepOutcome::Abort { failure } => {
@@ -826,7 +935,9 @@ impl Job {
                 self.steps[i].last_error = Some(failure.clone());
                 self.steps[i].finished_at = Some(now);
                 self.set(i, StepStatus::Failed, now, Some(&reason), applied);
-                applied.video.extend(video_failure(&failure, None, true));
+                for transition in video_failure(&failure, None, true) {
+                    applied.mirror(Gate::JobTerminal, transition);
+                }
                 self.after_failure(now, applied);
             }
             StepOutcome::HandedBack => {
@@ -836,9 +947,11 @@ impl Job {
                 step.run_at = Some(now);
                 self.set(i, StepStatus::Ready, now, Some("worker shut down"), applied);
                 applied.tasks.push((self.task(i), now));
-                applied
-                    .video
-                    .push(Transition::to(VideoStatus::Queued).reason("worker shut down"));
+                let name = self.steps[i].name.clone();
+                applied.mirror(
+                    Gate::NoOtherRunning(name),
+                    Transition::to(VideoStatus::Queued).reason("worker shut down"),
+                );
             }
         }
     }
@@ -912,7 +1025,7 @@ impl Job {
         let mut queued = Transition::to(VideoStatus::Queued).reason("retry requested");
         queued.new_cycle = true;
         queued.error = Some(None);
-        applied.video.push(queued);
+        applied.mirror(Gate::Always, queued);
         self.advance(now, applied);
         Ok(())
     }
@@ -926,7 +1039,12 @@ impl Applied {
             events: Vec::new(),
             finished: None,
             video: Vec::new(),
+            mirror: Vec::new(),
         }
+    }
+
+    fn mirror(&mut self, gate: Gate, transition: Transition) {
+        self.mirror.push((gate, transition));
     }
 }
 
@@ -956,22 +1074,6 @@ fn video_failure(
             vec![failed, Transition::to(VideoStatus::Dead).reason(reason)]
         }
     }
-}
-
-/// The `/v1/videos` outputs of a frames step: its zip and thumbnail.
-fn video_outputs(artefacts: &[Artefact], result: Option<&serde_json::Value>) -> Option<Outputs> {
-    let zip = artefacts.iter().find(|a| a.name == "zip")?;
-    let thumbnail = artefacts.iter().find(|a| a.name == "thumbnail")?;
-    let frames = result
-        .and_then(|r| r.get("frames"))
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0) as usize;
-    Some(Outputs {
-        zip_key: zip.key.clone(),
-        zip_bytes: zip.bytes,
-        thumbnail_key: thumbnail.key.clone(),
-        frames,
-    })
 }
 
 #[cfg(test)]

@@ -68,6 +68,9 @@ impl VideoStatus {
                 | (Failed, Queued)
                 | (Failed, Dead)
                 | (Dead, Queued)
+                // Its job was cancelled before it ran (`POST /v1/jobs/{id}/cancel`).
+                | (AwaitingUpload, Dead)
+                | (Queued, Dead)
         )
     }
 

@@ -541,3 +541,123 @@ fn only_allowed_step_transitions() {
         assert_eq!(JobStatus::parse(status.as_str()), Some(status));
     }
 }
+
+/// Applies the mirror as the repositories do: a transition the video's status does not allow is
+/// skipped. Returns every status the video passed through.
+fn mirror_as_stored(status: &mut VideoStatus, applied: &Applied, seen: &mut Vec<VideoStatus>) {
+    for transition in &applied.video {
+        if status.can_become(transition.to) {
+            *status = transition.to;
+            seen.push(*status);
+        }
+    }
+}
+
+#[test]
+fn a_video_follows_its_whole_job_not_each_step() {
+    let (mut job, _) = job(diamond(), false, true);
+    let video = job.inputs["video"].video;
+    let mut status = VideoStatus::AwaitingUpload;
+    let mut seen = Vec::new();
+    let uploaded = job
+        .apply(Change::InputUploaded { video, bytes: None }, t(1))
+        .expect("applies");
+    mirror_as_stored(&mut status, &uploaded, &mut seen);
+    for step in ["a", "b"] {
+        let started = job
+            .apply(
+                Change::Start {
+                    task: Task {
+                        job: job.id,
+                        step: step.to_owned(),
+                        attempt: 1,
+                    },
+                    worker: "w".to_owned(),
+                    lease_until: t(60),
+                },
+                t(2),
+            )
+            .expect("applies");
+        mirror_as_stored(&mut status, &started, &mut seen);
+    }
+    // a fails while b runs: the video stays processing.
+    let retry = finish(
+        &mut job,
+        "a",
+        StepOutcome::Retry {
+            failure: failure(ErrorCode::Timeout),
+            at: t(5),
+        },
+        3,
+    );
+    mirror_as_stored(&mut status, &retry, &mut seen);
+    assert_eq!(status, VideoStatus::Processing);
+    // b succeeds: not the job, so not the video.
+    mirror_as_stored(&mut status, &finish(&mut job, "b", ok(), 4), &mut seen);
+    assert_eq!(status, VideoStatus::Processing);
+    assert_eq!(start(&mut job, "a", 6), 2);
+    mirror_as_stored(&mut status, &finish(&mut job, "a", ok(), 7), &mut seen);
+    start(&mut job, "c", 8);
+    let artefact = |name: &str| Artefact {
+        name: name.to_owned(),
+        key: format!("k/{name}"),
+        content_type: "x".to_owned(),
+        bytes: 3,
+        sha256: String::new(),
+    };
+    let done = finish(
+        &mut job,
+        "c",
+        StepOutcome::Succeeded {
+            artefacts: vec![artefact("zip"), artefact("thumbnail")],
+            result: Some(json!({"frames": 2})),
+        },
+        9,
+    );
+    mirror_as_stored(&mut status, &done, &mut seen);
+    assert_eq!(
+        seen,
+        [
+            VideoStatus::Queued,
+            VideoStatus::Processing,
+            VideoStatus::Succeeded
+        ]
+    );
+    let outputs = done
+        .video
+        .iter()
+        .find_map(|t| t.outputs.clone())
+        .expect("the frames step's outputs");
+    assert_eq!(outputs.frames, 2);
+}
+
+#[test]
+fn a_video_dies_with_its_job_when_the_last_step_ends() {
+    let (mut job, _) = job(diamond(), true, true);
+    start(&mut job, "a", 1);
+    start(&mut job, "b", 1);
+    // a can never succeed, but b still runs: the video is not dead yet.
+    let aborted = finish(
+        &mut job,
+        "a",
+        StepOutcome::Abort {
+            failure: failure(ErrorCode::CorruptInput),
+        },
+        2,
+    );
+    assert!(aborted.video.iter().all(|t| t.to != VideoStatus::Dead));
+    // b ends: the job is failed, and the video dead with a's error.
+    let ended = finish(&mut job, "b", ok(), 3);
+    let statuses: Vec<VideoStatus> = ended.video.iter().map(|t| t.to).collect();
+    assert_eq!(statuses, [VideoStatus::Failed, VideoStatus::Dead]);
+    assert_eq!(
+        ended.video[0].error.clone().flatten().map(|f| f.code),
+        Some(ErrorCode::CorruptInput)
+    );
+    // A cancelled video job ends its video too.
+    let (mut other, _) = self::job(diamond(), true, true);
+    let cancelled = other.apply(Change::Cancel, t(4)).expect("applies");
+    let mut status = VideoStatus::Queued;
+    mirror_as_stored(&mut status, &cancelled, &mut Vec::new());
+    assert_eq!(status, VideoStatus::Dead);
+}
