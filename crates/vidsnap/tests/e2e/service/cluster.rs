@@ -167,14 +167,18 @@ pub(super) async fn metrics(app: &App) -> String {
         .unwrap()
 }
 
-/// Creates a video on `api`, PUTs `file` to its presigned S3 URL, and tells `other` (another
-/// API process) that the upload is complete.
-async fn upload(api: &App, other: &App, token: &str, file: &Path, name: &str) -> String {
+/// Creates a video on `api` with `options`, PUTs `file` to its presigned S3 URL, and tells
+/// `other` (another API process) that the upload is complete.
+async fn upload(
+    api: &App,
+    other: &App,
+    token: &str,
+    file: &Path,
+    name: &str,
+    options: serde_json::Value,
+) -> String {
     let created = api
-        .create(
-            token,
-            json!({"file_name": name, "options": {"every": "1s"}}),
-        )
+        .create(token, json!({"file_name": name, "options": options}))
         .await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();
     let put = &created["upload"];
@@ -264,22 +268,51 @@ async fn a_cluster_survives_a_worker_killed_mid_job() {
     assert_eq!(status, StatusCode::NOT_FOUND, "workers serve no API");
 
     let token = api[0].register("ops@example.com").await;
-    // The first two take seconds each (120 PNG frames), so the worker is caught mid-job.
+    // The first two take seconds each (480 PNG frames), so the worker is caught mid-job: it is
+    // killed as soon as the first one runs, and the other 28 are uploaded while no worker runs.
     let mut ids = Vec::new();
-    for i in 0..30 {
-        let (file, name) = if i < 2 {
-            (clip("long-png.mp4"), format!("long {i}.mp4"))
-        } else {
-            (clip("short3.mp4"), format!("short {i}.mp4"))
-        };
-        ids.push(upload(&api[i % 2], &api[(i + 1) % 2], &token, &file, &name).await);
+    let long = json!({"every": "0.25s", "format": "png"});
+    for i in 0..2 {
+        let name = format!("long {i}.mp4");
+        let (file, options) = (clip("long-png.mp4"), long.clone());
+        ids.push(
+            upload(
+                &api[i % 2],
+                &api[(i + 1) % 2],
+                &token,
+                &file,
+                &name,
+                options,
+            )
+            .await,
+        );
     }
     api[0]
         .wait_for(&token, &ids[0], "the first job to start", |v| {
-            v["status"] == "processing"
+            v["status"] != "queued"
         })
         .await;
     first_worker.kill().await;
+    let caught = api[0].video(&token, &ids[0]).await;
+    assert_eq!(
+        caught["status"], "processing",
+        "the first job ended before its worker was killed: {caught}"
+    );
+    for i in 2..30 {
+        let (file, name) = (clip("short3.mp4"), format!("short {i}.mp4"));
+        let options = json!({"every": "1s"});
+        ids.push(
+            upload(
+                &api[i % 2],
+                &api[(i + 1) % 2],
+                &token,
+                &file,
+                &name,
+                options,
+            )
+            .await,
+        );
+    }
 
     let workers = [
         App::start(&dir(3), &with_role("worker")).await,
@@ -298,7 +331,7 @@ async fn a_cluster_survives_a_worker_killed_mid_job() {
         if statuses.iter().filter(|s| *s == "processing").count() > 1 {
             redelivered += 1;
         }
-        let frames = if i < 2 { 120 } else { 3 };
+        let frames = if i < 2 { 480 } else { 3 };
         assert_eq!(video["outputs"]["frames"], frames, "{video}");
     }
     assert!(redelivered >= 1, "the killed worker's job ran again");
