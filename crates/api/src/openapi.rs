@@ -413,8 +413,9 @@ macro_rules! string_enum {
 string_enum!(
     VideoStatusDoc as "VideoStatus",
     "Where a video is in its life: `awaiting_upload` -> `queued` -> `processing` -> `succeeded`, \
-     or `failed` (queued again while attempts remain) -> `dead`.",
-    VideoStatus::ALL.map(VideoStatus::as_str)
+     or `failed` (queued again while attempts remain) -> `dead`; `uploaded` for a video stored \
+     without processing (`process: false`) once its bytes are there.",
+    VideoStatus::SHOWN.map(VideoStatus::as_str)
 );
 
 string_enum!(

@@ -26,6 +26,10 @@ pub enum VideoStatus {
     Failed,
     /// No attempts left (or the input can never succeed). Terminal until a user asks to retry.
     Dead,
+    /// Stored without processing (`process: false`), its bytes there: jobs may read it. Shown,
+    /// never stored (the row stays `awaiting_upload` with `uploaded_at` set), so not in
+    /// [`VideoStatus::ALL`].
+    Uploaded,
 }
 
 impl VideoStatus {
@@ -38,9 +42,21 @@ impl VideoStatus {
         Self::Dead,
     ];
 
+    /// Every status an API answer can show: the stored ones and `uploaded`.
+    pub const SHOWN: [VideoStatus; 7] = [
+        Self::AwaitingUpload,
+        Self::Uploaded,
+        Self::Queued,
+        Self::Processing,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Dead,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AwaitingUpload => "awaiting_upload",
+            Self::Uploaded => "uploaded",
             Self::Queued => "queued",
             Self::Processing => "processing",
             Self::Succeeded => "succeeded",

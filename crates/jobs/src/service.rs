@@ -76,6 +76,51 @@ impl JobService {
         &self.repo
     }
 
+    /// The recipe named or sent, checked with `params`: its `Recipe` and the built-in's name,
+    /// or every problem at its JSON path (`recipe.steps[0].op`, `recipe_name`, `params.every`).
+    pub fn check(
+        &self,
+        source: RecipeSource,
+        params: &Value,
+    ) -> Result<(vidsnap_domain::Recipe, Option<String>), Problems> {
+        let (doc, name) = match source {
+            RecipeSource::Named(name) => match recipe::builtin(&name) {
+                Some(doc) => (doc, Some(name)),
+                None => {
+                    let known: Vec<String> = recipe::builtins()
+                        .into_iter()
+                        .filter_map(|r| r.name)
+                        .collect();
+                    return Err(Problems::one(
+                        "recipe_name",
+                        format!("no built-in recipe {name:?}: use {}", known.join(", ")),
+                    ));
+                }
+            },
+            RecipeSource::Doc(doc) => (doc, None),
+        };
+        match doc.check(params) {
+            Ok(recipe) => Ok((recipe, name)),
+            Err(p) => {
+                // Parameter problems are the request's; the rest are the recipe document's.
+                let prefix = if name.is_some() {
+                    "recipe_name."
+                } else {
+                    "recipe."
+                };
+                let mut all = Problems::default();
+                for (path, message) in p.into_fields() {
+                    if path.starts_with("params") {
+                        all.add(path, message);
+                    } else {
+                        all.add(format!("{prefix}{path}"), message);
+                    }
+                }
+                Err(all)
+            }
+        }
+    }
+
     /// Checks the recipe with `params` against the named `inputs` (the owner's videos), stores
     /// the job and queues its first steps (or leaves them waiting for their uploads).
     pub async fn create(
@@ -85,55 +130,18 @@ impl JobService {
         params: Value,
         inputs: BTreeMap<String, VideoId>,
     ) -> Result<Job, JobError> {
-        let (doc, name) = match source {
-            RecipeSource::Named(name) => match recipe::builtin(&name) {
-                Some(doc) => (doc, Some(name)),
-                None => {
-                    let known: Vec<String> = recipe::builtins()
-                        .into_iter()
-                        .filter_map(|r| r.name)
-                        .collect();
-                    return Err(JobError::Invalid(Problems::one(
-                        "recipe_name",
-                        format!("no built-in recipe {name:?}: use {}", known.join(", ")),
-                    )));
-                }
-            },
-            RecipeSource::Doc(doc) => (doc, None),
-        };
         let mut problems = Problems::default();
-        let checked = doc.check(&params).map_err(|p| {
-            // Parameter problems are the request's; the rest are the recipe document's.
-            let (request, document): (Vec<_>, Vec<_>) = p
-                .into_fields()
-                .into_iter()
-                .partition(|(path, _)| path.starts_with("params"));
-            let mut all = Problems::default();
-            for (path, message) in request {
-                all.add(path, message);
-            }
-            let prefix = if name.is_some() {
-                "recipe_name."
-            } else {
-                "recipe."
-            };
-            for (path, message) in document {
-                all.add(format!("{prefix}{path}"), message);
-            }
-            all
-        });
-        let recipe = match checked {
-            Ok(recipe) => Some(recipe),
+        let (recipe, name) = match self.check(source, &params) {
+            Ok((recipe, name)) => (Some(recipe), name),
             Err(p) => {
                 problems.merge(p);
-                None
+                (None, None)
             }
         };
-
         let mut job_inputs = BTreeMap::new();
         let wanted = recipe
             .as_ref()
-            .map_or(doc.inputs.clone(), |r| r.inputs.clone());
+            .map_or_else(|| inputs.keys().cloned().collect(), |r| r.inputs.clone());
         for input in &wanted {
             if !inputs.contains_key(input) {
                 problems.add(format!("inputs.{input}"), "required: a video id");
@@ -212,8 +220,49 @@ impl JobService {
     pub async fn create_for_video(&self, id: JobId, video: &Video) -> PortResult<Job> {
         let job = video_job(id, video);
         let (job, applied) = job?;
+        self.store_new(job, applied).await
+    }
+
+    /// The job `/v1/videos` runs for `video` with a recipe of its own (checked with
+    /// [`check`](Self::check), one input: the video), artefacts beside the video.
+    pub async fn create_for_video_with(
+        &self,
+        id: JobId,
+        video: &Video,
+        recipe: vidsnap_domain::Recipe,
+        name: Option<String>,
+        params: Value,
+    ) -> PortResult<Job> {
+        let [input] = recipe.inputs.as_slice() else {
+            return Err(PortError::Refused(
+                "a video's recipe takes exactly one input: the video".to_owned(),
+            ));
+        };
+        let inputs = BTreeMap::from([(
+            input.clone(),
+            JobInput {
+                video: video.id,
+                uploaded: is_uploaded(video),
+            },
+        )]);
+        let (job, applied) = Job::new(
+            id,
+            video.owner,
+            name,
+            recipe,
+            params,
+            inputs,
+            Some(video.id),
+            video.max_attempts.max(1),
+            Utc::now(),
+        );
+        self.store_new(job, applied).await
+    }
+
+    async fn store_new(&self, job: Job, applied: vidsnap_domain::Applied) -> PortResult<Job> {
         self.repo.create_job(&job, &applied.events).await?;
         self.enqueue(&applied.tasks).await;
+        self.observer.job(&job);
         Ok(job)
     }
 

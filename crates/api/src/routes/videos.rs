@@ -47,8 +47,22 @@ pub struct NewVideo {
     /// after the upload.
     #[schema(minimum = 1)]
     pub size: Option<u64>,
+    /// Frames options for the video's job (the default processing). Not with `recipe` or
+    /// `recipe_name`.
     #[serde(default)]
     pub options: NewOptions,
+    /// A recipe document of one input (the video) to run instead of frames, as
+    /// `POST /v1/jobs` takes it.
+    #[schema(value_type = Option<Object>)]
+    pub recipe: Option<serde_json::Value>,
+    /// A built-in recipe (`GET /v1/recipes`) to run instead of frames.
+    pub recipe_name: Option<String>,
+    /// Parameters of `recipe` or `recipe_name`.
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Value>,
+    /// `false`: store the upload without processing it (jobs of `POST /v1/jobs` may read it
+    /// later). Default `true`.
+    pub process: Option<bool>,
 }
 
 /// Options as sent: `every` accepts `"10s"`-style strings or seconds.
@@ -61,6 +75,12 @@ pub struct NewOptions {
     pub mode: Option<String>,
     #[schema(value_type = Option<ImageFormatDoc>)]
     pub format: Option<String>,
+}
+
+impl NewOptions {
+    fn is_given(&self) -> bool {
+        self.every.is_some() || self.mode.is_some() || self.format.is_some()
+    }
 }
 
 /// A presigned download.
@@ -107,6 +127,13 @@ pub struct VideoView {
     pub outputs: Option<OutputsView>,
     #[schema(value_type = Vec<StatusChangeDoc>)]
     pub history: Vec<StatusChange>,
+    /// The job processing it (`GET /v1/jobs/{id}` shows its steps); `null` for a video stored
+    /// without processing.
+    #[schema(value_type = Option<uuid::Uuid>, required = true)]
+    pub job: Option<vidsnap_domain::JobId>,
+    /// When its bytes were stored.
+    #[schema(required = true)]
+    pub uploaded_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -169,18 +196,25 @@ pub(crate) async fn view(state: &AppState, video: Video, links: bool) -> ApiResu
         }
         _ => None,
     };
+    // A video stored without processing has no job to mirror: once uploaded, it says so.
+    let status = match (video.status, video.job, video.uploaded_at) {
+        (VideoStatus::AwaitingUpload, None, Some(_)) => VideoStatus::Uploaded,
+        (status, _, _) => status,
+    };
     Ok(VideoView {
         id: video.id,
         file_name: video.file_name,
         size: video.size,
         options: video.options,
-        status: video.status,
+        status,
         attempts: video.attempts,
         max_attempts: video.max_attempts,
         last_error: video.last_error,
         probe: video.probe,
         outputs,
         history,
+        job: video.job,
+        uploaded_at: video.uploaded_at,
         created_at: video.created_at,
         updated_at: video.updated_at,
     })
@@ -342,17 +376,79 @@ async fn create(
         }
         _ => {}
     }
+    let custom = new.recipe.is_some() || new.recipe_name.is_some();
+    if custom && new.options.is_given() {
+        fields.insert(
+            "options".to_owned(),
+            "frames options go with the default processing, not with recipe or recipe_name".into(),
+        );
+    }
+    let process = new.process.unwrap_or(true);
+    if !process && (custom || new.options.is_given() || new.params.is_some()) {
+        fields.insert(
+            "process".to_owned(),
+            "a video stored without processing takes no options, recipe or params".into(),
+        );
+    }
     let options = options(new.options, "options", &mut fields);
+    let source = match (new.recipe, new.recipe_name) {
+        (None, None) => None,
+        (Some(doc), None) => match serde_json::from_value::<vidsnap_domain::RecipeDoc>(doc) {
+            Ok(doc) => Some(vidsnap_jobs::RecipeSource::Doc(doc)),
+            Err(e) => {
+                fields.insert("recipe".to_owned(), e.to_string());
+                None
+            }
+        },
+        (None, Some(name)) => Some(vidsnap_jobs::RecipeSource::Named(name)),
+        (Some(_), Some(_)) => {
+            fields.insert(
+                "recipe".to_owned(),
+                "send one of recipe and recipe_name".to_owned(),
+            );
+            None
+        }
+    };
+    let params = new.params.unwrap_or(serde_json::Value::Null);
+    let recipe = match source {
+        Some(source) => match state.jobs.check(source, &params) {
+            Ok((recipe, _)) if recipe.inputs.len() != 1 => {
+                fields.insert(
+                    "recipe.inputs".to_owned(),
+                    "a video's recipe takes exactly one input: the video".to_owned(),
+                );
+                None
+            }
+            Ok(checked) => Some(checked),
+            Err(problems) => {
+                fields.extend(problems.into_fields());
+                None
+            }
+        },
+        None => None,
+    };
     if !fields.is_empty() {
         return Err(ApiError::invalid(fields));
     }
-    let video = new_video(&state, caller.user, file_name, new.size, options);
+    let mut video = new_video(&state, caller.user, file_name, new.size, options);
+    if !process {
+        video.job = None;
+    }
     state
         .repo
         .create_video(&video)
         .await
         .map_err(|e| ApiError::from_port(e, "video"))?;
-    start_processing(&state, &video).await?;
+    match (recipe, video.job) {
+        (Some((recipe, name)), Some(job)) => {
+            state
+                .jobs
+                .create_for_video_with(job, &video, recipe, name, params)
+                .await
+                .map_err(|e| ApiError::from_port(e, "video"))?;
+        }
+        _ => start_processing(&state, &video).await?,
+    }
     let upload = state
         .blobs
         .presign_put(&video.source_key(), state.settings.upload_ttl())

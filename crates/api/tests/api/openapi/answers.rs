@@ -99,6 +99,22 @@ async fn real_answers_are_documented_and_match_their_schemas() {
     let options = json!({"every": "2s", "mode": "keyframe", "format": "png"});
     let new = json!({"file_name": "clip.mp4", "size": 11, "options": options});
     let made = user.call(S::CREATED, "POST /v1/videos", Some(new)).await;
+    // A video may run a recipe of its own, or be stored for later jobs.
+    let own = json!({"file_name": "own.mp4", "recipe_name": "thumbnail", "params": {"at": 2}});
+    let own = user.call(S::CREATED, "POST /v1/videos", Some(own)).await;
+    assert!(own["video"]["job"].is_string());
+    let kept = json!({"file_name": "kept.mp4", "process": false});
+    let kept = user.call(S::CREATED, "POST /v1/videos", Some(kept)).await;
+    assert!(kept["video"]["job"].is_null());
+    for refused in [
+        json!({"file_name": "a.mp4", "process": false, "options": {"every": 5}}),
+        json!({"file_name": "a.mp4", "recipe_name": "nope"}),
+        json!({"file_name": "a.mp4", "recipe_name": "frames", "options": {"every": 5}}),
+        json!({"file_name": "a.mp4", "recipe": {"inputs": ["a", "b"], "steps": [{"name": "p", "op": "probe", "inputs": ["a"]}]}}),
+    ] {
+        user.call(S::UNPROCESSABLE_ENTITY, "POST /v1/videos", Some(refused))
+            .await;
+    }
     let invalid = json!({"file_name": "clip.txt", "options": {"every": 0}});
     user.call(S::UNPROCESSABLE_ENTITY, "POST /v1/videos", Some(invalid))
         .await;
