@@ -797,13 +797,22 @@ async fn cancel_stops_a_running_step_and_cleans_its_scratch_then_a_rerun_finishe
     )
     .await;
     let id = id_of(&created);
+    let follower = tokio::spawn(follow_job(
+        app.http.clone(),
+        app.url.clone(),
+        token.clone(),
+        id.clone(),
+    ));
     let running = wait_job(&app, &token, &id, "progress", |job| {
         let frames = step(job, "frames");
         frames["status"] == "running" && frames["progress"].as_u64().is_some_and(|p| p > 0)
     })
     .await;
     assert_eq!(running["status"], "running");
-    assert!(step(&running, "frames")["progress"].as_u64().unwrap() < 100);
+    assert!(
+        step(&running, "frames")["progress"].as_u64().unwrap() < 50,
+        "most of the work is still ahead: {running}"
+    );
     assert!(!scratch_empty(data.path()), "the step works in the scratch");
 
     let (status, cancelled) = app
@@ -819,8 +828,10 @@ async fn cancel_stops_a_running_step_and_cleans_its_scratch_then_a_rerun_finishe
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(step(&cancelled, "frames")["status"], "cancelled");
 
-    // The worker stops the run: its scratch files go within seconds.
-    let deadline = asked + Duration::from_secs(15);
+    // The worker stops the run: its scratch files go within seconds (the next heartbeat sees
+    // the cancel). Left to finish, the run would take longer than this: 1200 PNGs of 640x480
+    // take about 8 s here, and the cancel came at a few percent.
+    let deadline = asked + Duration::from_secs(6);
     while !scratch_empty(data.path()) {
         assert!(
             Instant::now() < deadline,
@@ -829,6 +840,17 @@ async fn cancel_stops_a_running_step_and_cleans_its_scratch_then_a_rerun_finishe
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The event stream ended with the cancel.
+    let events = follower.await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last["status"], "cancelled", "{last}");
+    assert_eq!(step(last, "frames")["status"], "cancelled");
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| e["status"] != "cancelled"),
+        "one terminal event"
+    );
     // And it recorded nothing over the cancel.
     let job = get_job(&app, &token, &id).await;
     assert_eq!(job["status"], "cancelled", "{job}");
@@ -911,7 +933,20 @@ async fn a_step_failing_on_bad_input_fails_the_job_and_each_rerun_cycle_is_annou
     )
     .await;
     let id = id_of(&created);
+    let follower = tokio::spawn(follow_job(
+        app.http.clone(),
+        app.url.clone(),
+        token.clone(),
+        id.clone(),
+    ));
     let job = wait_job_status(&app, &token, &id, "failed").await;
+    let events = follower.await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        last["status"], "failed",
+        "the stream ends on failure: {last}"
+    );
+    assert_eq!(step(last, "thumbnail")["last_error"]["code"], "not-a-video");
     let thumbnail = step(&job, "thumbnail");
     assert_eq!(thumbnail["status"], "failed");
     assert_eq!(thumbnail["attempts"], 1, "bad input is not retried");
