@@ -51,13 +51,17 @@ use vidsnap_domain::{
             creation-with-upload, termination, expiration, checksum with sha1 and sha256). Any \
             tus client works: point it at `/v1/uploads` with a credential header and \
             `Upload-Metadata` carrying `filename`. Every answer carries `Tus-Resumable: 1.0.0`."),
-        (name = "webhooks", description = "Signed notifications of outcomes, and their delivery log."),
+        (name = "webhooks", description = "Signed notifications of outcomes, and their delivery \
+            log. Each is a POST of a `VideoEvent` (`video.succeeded`, `video.dead`) or `JobEvent` \
+            (`job.succeeded`, `job.failed`, `job.dead`) body, versioned (`version`: 1), with \
+            `Vidsnap-Event`, `Vidsnap-Delivery` and `Vidsnap-Signature: t=<unix>,v1=<hex \
+            HMAC-SHA256 of \"t.body\">` headers."),
         (name = "blobs", description = "Signed upload and download URLs of the local storage \
             backend. Clients never build these URLs: the API hands them out."),
         (name = "health", description = "Liveness, readiness and Prometheus metrics."),
         (name = "meta", description = "This description and its docs page."),
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, VideoEventDoc, JobEventDoc)),
     modifiers(&SecuritySchemes),
 )]
 pub(crate) struct ApiDoc;
@@ -419,6 +423,29 @@ string_enum!(
 );
 
 string_enum!(
+    StepStatusDoc as "StepStatus",
+    "Where a step is: `waiting` (for an upload or upstream steps) -> `ready` (its task queued) -> \
+     `running` -> `succeeded`; a transient failure goes back to `ready` after a backoff until \
+     no attempts remain (`dead`); input that can never succeed is `failed` at once; steps \
+     downstream of a failed or dead one are `skipped`; a cancel makes the rest `cancelled`.",
+    vidsnap_domain::StepStatus::ALL.map(vidsnap_domain::StepStatus::as_str)
+);
+
+string_enum!(
+    JobStatusDoc as "JobStatus",
+    "Where a job is, from its steps: `waiting` (an input not uploaded), `queued`, `running`, then \
+     `succeeded`, `failed` (a step's input can never succeed), `dead` (a step ran out of \
+     attempts) or `cancelled`.",
+    vidsnap_domain::JobStatus::ALL.map(vidsnap_domain::JobStatus::as_str)
+);
+
+string_enum!(
+    EventTypeDoc as "EventType",
+    "What an event announces: `video.*` for `/v1/videos` videos, `job.*` for other jobs.",
+    vidsnap_domain::EventType::ALL.map(vidsnap_domain::EventType::as_str)
+);
+
+string_enum!(
     ErrorCodeDoc as "ErrorCode",
     "Why an attempt failed, as a stable code.",
     ErrorCode::ALL.map(ErrorCode::as_str)
@@ -529,6 +556,102 @@ pub(crate) struct StatusChangeDoc {
     /// The attempt this change belongs to (0 before the first).
     attempt: u32,
     reason: Option<String>,
+}
+
+/// The body of a `video.succeeded` or `video.dead` webhook POST (and e-mail): version 1.
+#[derive(ToSchema)]
+#[schema(as = VideoEvent)]
+#[allow(dead_code)]
+pub(crate) struct VideoEventDoc {
+    /// The notification's id: the same on every delivery attempt, to deduplicate.
+    id: uuid::Uuid,
+    #[schema(rename = "type")]
+    r#type: EventTypeDoc,
+    /// 1. A new field may appear without a new version; a changed one makes a new version.
+    version: u32,
+    created_at: DateTime<Utc>,
+    video: VideoSummaryDoc,
+}
+
+#[derive(ToSchema)]
+#[schema(as = VideoSummary)]
+#[allow(dead_code)]
+pub(crate) struct VideoSummaryDoc {
+    id: uuid::Uuid,
+    file_name: String,
+    status: VideoStatusDoc,
+    attempts: u32,
+    last_error: Option<FailureDoc>,
+    /// Blob keys of the zip and thumbnail, and the number of frames.
+    #[schema(value_type = Option<Object>)]
+    outputs: Option<()>,
+}
+
+/// The body of a `job.succeeded`, `job.failed` or `job.dead` webhook POST (and e-mail):
+/// version 1.
+#[derive(ToSchema)]
+#[schema(as = JobEvent)]
+#[allow(dead_code)]
+pub(crate) struct JobEventDoc {
+    /// The notification's id: the same on every delivery attempt, to deduplicate.
+    id: uuid::Uuid,
+    #[schema(rename = "type")]
+    r#type: EventTypeDoc,
+    /// 1. A new field may appear without a new version; a changed one makes a new version.
+    version: u32,
+    created_at: DateTime<Utc>,
+    job: JobSummaryDoc,
+}
+
+#[derive(ToSchema)]
+#[schema(as = JobSummary)]
+#[allow(dead_code)]
+pub(crate) struct JobSummaryDoc {
+    id: uuid::Uuid,
+    recipe_name: Option<String>,
+    status: JobStatusDoc,
+    /// Advanced by each re-run: one event per job, cycle and outcome.
+    cycle: u32,
+    /// Input name -> video id.
+    inputs: std::collections::BTreeMap<String, uuid::Uuid>,
+    steps: Vec<StepSummaryDoc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = StepSummary)]
+#[allow(dead_code)]
+pub(crate) struct StepSummaryDoc {
+    name: String,
+    op: String,
+    status: StepStatusDoc,
+    attempts: u32,
+    last_error: Option<FailureDoc>,
+    /// Download links are on `GET /v1/jobs/{id}`.
+    artefacts: Vec<ArtefactDoc>,
+}
+
+/// A stored output of a step.
+#[derive(ToSchema)]
+#[schema(as = Artefact)]
+#[allow(dead_code)]
+pub(crate) struct ArtefactDoc {
+    name: String,
+    /// Its blob key.
+    key: String,
+    content_type: String,
+    bytes: u64,
+    /// Hex SHA-256 of the bytes.
+    sha256: String,
+}
+
+/// Either event body (told apart by `type`).
+#[derive(ToSchema)]
+#[schema(as = Event)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum EventDoc {
+    Video(VideoEventDoc),
+    Job(JobEventDoc),
 }
 
 /// An HTTP request the client performs itself, against storage.

@@ -65,6 +65,14 @@ pub enum EventType {
 }
 
 impl EventType {
+    pub const ALL: [EventType; 5] = [
+        Self::VideoSucceeded,
+        Self::VideoDead,
+        Self::JobSucceeded,
+        Self::JobFailed,
+        Self::JobDead,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::VideoSucceeded => "video.succeeded",
@@ -76,15 +84,7 @@ impl EventType {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::VideoSucceeded,
-            Self::VideoDead,
-            Self::JobSucceeded,
-            Self::JobFailed,
-            Self::JobDead,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == text)
+        Self::ALL.into_iter().find(|e| e.as_str() == text)
     }
 }
 

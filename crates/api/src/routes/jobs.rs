@@ -26,7 +26,7 @@ use crate::{
     ApiError, ApiResult, AppState,
     auth::Caller,
     extract::{ApiJson, ApiQuery},
-    openapi::{ErrorBody, FailureDoc},
+    openapi::{ErrorBody, FailureDoc, JobStatusDoc, StepStatusDoc},
     routes::videos::async_stream,
 };
 
@@ -112,37 +112,6 @@ pub struct StepView {
     pub result: Option<serde_json::Value>,
     /// Only where the job is shown alone (not in lists).
     pub artefacts: Vec<ArtefactView>,
-}
-
-/// A step's status.
-#[derive(Debug, ToSchema)]
-#[schema(as = StepStatus)]
-#[allow(dead_code)]
-#[schema(rename_all = "snake_case")]
-pub enum StepStatusDoc {
-    Waiting,
-    Ready,
-    Running,
-    Succeeded,
-    Failed,
-    Dead,
-    Skipped,
-    Cancelled,
-}
-
-/// A job's status, from its steps.
-#[derive(Debug, ToSchema)]
-#[schema(as = JobStatus)]
-#[allow(dead_code)]
-#[schema(rename_all = "snake_case")]
-pub enum JobStatusDoc {
-    Waiting,
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Dead,
-    Cancelled,
 }
 
 /// A line of a job's history.

@@ -156,7 +156,7 @@ async fn remove(
 pub struct DeliveryView {
     #[schema(value_type = uuid::Uuid)]
     pub id: NotificationId,
-    #[schema(examples("video.succeeded", "video.dead"))]
+    #[schema(examples("video.succeeded", "job.failed"))]
     pub event: String,
     #[schema(value_type = uuid::Uuid)]
     pub video: vidsnap_domain::VideoId,
@@ -173,7 +173,7 @@ pub struct DeliveryView {
     #[schema(required = true)]
     pub delivered_at: Option<DateTime<Utc>>,
     /// The event body, the same bytes on every attempt.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::EventDoc)]
     pub payload: serde_json::Value,
 }
 

@@ -7,8 +7,8 @@ use axum::{
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use vidsnap_domain::{
-    Change, ErrorCode, Failure, Jobs, Outputs, Repository, StepOutcome, Task, Transition, VideoId,
-    VideoStatus,
+    Artefact, Change, ErrorCode, Failure, Jobs, Outputs, Repository, StepOutcome, Task, Transition,
+    VideoId, VideoStatus,
 };
 
 use super::support::spawn_app;
@@ -168,6 +168,54 @@ async fn real_answers_are_documented_and_match_their_schemas() {
     .await;
     user.call(S::NOT_FOUND, &format!("POST {job}/steps/nope/retry"), None)
         .await;
+    // A worker runs it: the webhook is owed a job.succeeded, whose body matches `JobEvent`.
+    let job_id = job.rsplit('/').next().expect("id").parse().expect("job id");
+    let task = Task {
+        job: job_id,
+        step: "thumbnail".to_owned(),
+        attempt: 1,
+    };
+    let produced = Artefact {
+        name: "thumbnail".to_owned(),
+        key: "k/thumbnail.jpg".to_owned(),
+        content_type: "image/jpeg".to_owned(),
+        bytes: 3,
+        sha256: "ab".repeat(32),
+    };
+    for change in [
+        Change::Start {
+            task,
+            worker: "w".to_owned(),
+            lease_until: chrono::Utc::now() + chrono::TimeDelta::minutes(1),
+        },
+        Change::Finish {
+            step: "thumbnail".to_owned(),
+            attempt: 1,
+            outcome: StepOutcome::Succeeded {
+                artefacts: vec![produced],
+                result: None,
+            },
+        },
+    ] {
+        app.store
+            .change_job(None, job_id, change)
+            .await
+            .expect("change");
+    }
+    let deliveries = user
+        .call(S::OK, &format!("GET {hook}/deliveries"), None)
+        .await;
+    let events: Vec<&str> = deliveries
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|d| d["event"].as_str())
+        .collect();
+    assert_eq!(
+        events,
+        ["job.succeeded"],
+        "the job's outcome, announced once"
+    );
     user.call(S::NO_CONTENT, &format!("DELETE {job}"), None)
         .await;
     user.call(S::NOT_FOUND, &format!("GET {job}"), None).await;
