@@ -433,3 +433,70 @@ fn usage_errors_exit_2_and_write_nothing() {
     );
     sandbox.assert_scratch_empty();
 }
+
+#[test]
+fn ctrl_c_cancels_the_run_with_exit_130_and_cleans_up() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.out();
+    // 1200 PNGs of 640x480: many seconds of work, interrupted early.
+    let mut child = sandbox
+        .vidsnap()
+        .arg("run")
+        .arg("frames")
+        .arg("--input")
+        .arg(format!("video={}", clip("long-png.mp4").display()))
+        .args(["--param", "every=0.1s", "--param", "format=png", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupted once the step has written frames in its scratch directory (long after the
+    // handler for Ctrl-C is in place).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let written = || {
+        let mut files = Vec::new();
+        collect_files(&sandbox.scratch(), &mut files);
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "png"))
+    };
+    while !written() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "exited before the step started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "no exit after Ctrl-C");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut message = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut message).unwrap();
+    assert_eq!(status.code(), Some(130), "{message}");
+    let job = job_json(&out);
+    assert_eq!(job["status"], "cancelled", "{job}");
+    let frames = step(&job, "frames");
+    assert_eq!(frames["status"], "cancelled");
+    assert_eq!(frames["artefacts"], json!([]));
+    assert_eq!(
+        Sandbox::list(&out),
+        ["job.json"],
+        "no step folder, no partial one"
+    );
+    sandbox.assert_scratch_empty();
+}
