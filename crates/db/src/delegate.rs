@@ -42,6 +42,9 @@ macro_rules! delegate_ports {
             async fn jobs_waiting_for(&self, video: VideoId) -> PortResult<Vec<JobId>> {
                 jobs::jobs_waiting_for(self, video).await
             }
+            async fn jobs_reading(&self, video: VideoId) -> PortResult<Vec<JobId>> {
+                jobs::jobs_reading(self, video).await
+            }
 
             async fn overdue_tasks(
                 &self,

@@ -143,6 +143,8 @@ pub trait Jobs: Send + Sync {
     ) -> PortResult<JobUpdate>;
     /// Unfinished jobs that read `video` while it is not uploaded yet.
     async fn jobs_waiting_for(&self, video: VideoId) -> PortResult<Vec<JobId>>;
+    /// Unfinished jobs that read `video` (uploaded or not), oldest first.
+    async fn jobs_reading(&self, video: VideoId) -> PortResult<Vec<JobId>>;
     /// Tasks of `ready` steps due since before `before`, oldest first, at most `limit`: the ones
     /// whose enqueue may have been lost (a crash between the commit and the enqueue), for the
     /// scheduler to enqueue again (a duplicate is dropped as stale or busy).

@@ -271,9 +271,26 @@ impl RecipeDoc {
                     ),
                 );
             }
-            let options = substitute(&step.options, &values, &format!("{at}.options"));
+            let mut origins = BTreeMap::new();
+            let options = substitute(
+                &step.options,
+                &values,
+                &format!("{at}.options"),
+                &mut origins,
+            );
             let op = match options {
-                Ok(options) => Operation::parse(&step.op, &options, &format!("{at}.options")),
+                Ok(options) => Operation::parse(&step.op, &options, &format!("{at}.options"))
+                    .map_err(|p| {
+                        // A bad value that came from a parameter is the parameter's problem.
+                        let mut moved = Problems::default();
+                        for (path, message) in p.into_fields() {
+                            match origins.get(&path) {
+                                Some(name) => moved.add(format!("params.{name}"), message),
+                                None => moved.add(path, message),
+                            }
+                        }
+                        moved
+                    }),
                 Err(p) => Err(p),
             };
             let max_attempts = match step.retry {
@@ -428,17 +445,23 @@ fn order(
 }
 
 /// Options with every `{"$param": "name"}` replaced by the parameter's value.
+/// `origins` gets the path of each option that came from a parameter, with the parameter's name,
+/// so a bad value is reported where the request said it (`params.every`).
 fn substitute(
     value: &Value,
     params: &BTreeMap<String, Value>,
     path: &str,
+    origins: &mut BTreeMap<String, String>,
 ) -> Result<Value, Problems> {
     match value {
         Value::Object(map) if map.len() == 1 && map.contains_key("$param") => {
             match map.get("$param").and_then(Value::as_str) {
-                Some(name) => params.get(name).cloned().ok_or_else(|| {
-                    Problems::one(path, format!("no parameter named {name:?} in the recipe"))
-                }),
+                Some(name) => {
+                    origins.insert(path.to_owned(), name.to_owned());
+                    params.get(name).cloned().ok_or_else(|| {
+                        Problems::one(path, format!("no parameter named {name:?} in the recipe"))
+                    })
+                }
                 None => Err(Problems::one(path, "$param must name a parameter")),
             }
         }
@@ -446,7 +469,7 @@ fn substitute(
             let mut out = serde_json::Map::new();
             let mut problems = Problems::default();
             for (key, inner) in map {
-                match substitute(inner, params, &format!("{path}.{key}")) {
+                match substitute(inner, params, &format!("{path}.{key}"), origins) {
                     Ok(v) => {
                         out.insert(key.clone(), v);
                     }
@@ -555,7 +578,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let f = fields(frames.check(&json!({"every": "0s", "colour": 1})));
-        assert!(f.contains_key("steps[0].options.every"), "{f:?}");
+        assert!(
+            f.contains_key("params.every"),
+            "where the request said it: {f:?}"
+        );
         assert!(f["params.colour"].contains("every"), "{f:?}");
 
         let required = doc(json!({

@@ -87,7 +87,9 @@ pub(crate) async fn run(engine: MediaEngine, args: RunArgs) -> Result<ExitCode, 
         message: format!("writing job.json: {e}"),
     })?;
     if args.json {
-        println!("{text}");
+        // A reader that went away (`| head`) is not our failure: job.json has it all.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "{text}");
     } else {
         eprintln!(
             "{}: {}",

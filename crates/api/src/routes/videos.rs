@@ -562,6 +562,7 @@ async fn show(
     responses(
         (status = 204, description = "Deleted."),
         (status = 404, description = "No such video of the caller (`not-found`).", body = ErrorBody),
+        (status = 409, description = "An unfinished job (other than its own) reads the video: cancel it first (`invalid-state`).", body = ErrorBody),
     ),
 )]
 async fn remove(
@@ -570,6 +571,30 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
+    let video = state
+        .repo
+        .video(Some(caller.user), id)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    // A job that reads it (besides its own) would wait for ever or lose its input mid-step.
+    let readers: Vec<String> = state
+        .repo
+        .jobs_reading(id)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?
+        .into_iter()
+        .filter(|job| Some(*job) != video.job)
+        .map(|job| job.to_string())
+        .collect();
+    if !readers.is_empty() {
+        return Err(ApiError::conflict(
+            "invalid-state",
+            format!(
+                "the video is an input of unfinished jobs ({}): cancel them first",
+                readers.join(", ")
+            ),
+        ));
+    }
     // The upload session (if any) goes with the rows; its staged bytes are dropped after.
     let session = state.repo.upload_of_video(id).await.ok();
     let video = state

@@ -367,6 +367,19 @@ pub(super) async fn jobs_waiting_for(store: &PgStore, video: VideoId) -> PortRes
     Ok(waiting.into_iter().map(JobId::from_uuid).collect())
 }
 
+pub(super) async fn jobs_reading(store: &PgStore, video: VideoId) -> PortResult<Vec<JobId>> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT DISTINCT jobs.id FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+         WHERE job_inputs.video = $1 AND jobs.status IN ('waiting', 'queued', 'running')
+         ORDER BY jobs.id",
+    )
+    .bind(video.as_uuid())
+    .fetch_all(&store.pool)
+    .await
+    .map_err(port_error)?;
+    Ok(rows.into_iter().map(|(id,)| JobId::from_uuid(id)).collect())
+}
+
 /// A ready step's task is its next attempt, due at its `run_at`.
 pub(super) async fn overdue_tasks(
     store: &PgStore,

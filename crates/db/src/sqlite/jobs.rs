@@ -362,6 +362,21 @@ pub(super) async fn jobs_waiting_for(
         .collect()
 }
 
+pub(super) async fn jobs_reading(store: &SqliteStore, video: VideoId) -> PortResult<Vec<JobId>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT jobs.id FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+         WHERE job_inputs.video = ? AND jobs.status IN ('waiting', 'queued', 'running')
+         ORDER BY jobs.id",
+    )
+    .bind(video.to_string())
+    .fetch_all(&store.pool)
+    .await
+    .map_err(port_error)?;
+    rows.into_iter()
+        .map(|(id,)| id.parse().map_err(|e| corrupt("jobs.id", e)))
+        .collect()
+}
+
 /// A ready step's task is its next attempt, due at its `run_at`.
 pub(super) async fn overdue_tasks(
     store: &SqliteStore,
