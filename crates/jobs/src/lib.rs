@@ -16,4 +16,4 @@ pub mod error;
 pub mod service;
 
 pub use error::JobError;
-pub use service::{JobService, Observer, RecipeSource, Silent};
+pub use service::{JobService, Observer, RecipeSource, Silent, Uploaded};

@@ -26,6 +26,13 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
+/// What recording an upload did, and the video as it left it.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub outcome: UploadOutcome,
+    pub video: Video,
+}
+
 /// Where a job's recipe comes from.
 #[derive(Debug, Clone)]
 pub enum RecipeSource {
@@ -270,13 +277,19 @@ impl JobService {
     /// `/v1/videos` job and any job reading it. Idempotent: a repeated notification (an S3
     /// event and the client's own report, moto's two events for one multipart upload) finds
     /// the video already uploaded and changes nothing.
-    pub async fn uploaded(&self, video: &Video, bytes: Option<u64>) -> PortResult<UploadOutcome> {
+    /// Returns the video as the upload left it (before any worker could take its job).
+    pub async fn uploaded(&self, video: &Video, bytes: Option<u64>) -> PortResult<Uploaded> {
+        let duplicate = |video: Video| Uploaded {
+            outcome: UploadOutcome::Duplicate,
+            video,
+        };
         if is_uploaded(video) {
-            return Ok(UploadOutcome::Duplicate);
+            return Ok(duplicate(video.clone()));
         }
         if !self.repo.mark_uploaded(video.id).await? {
-            return Ok(UploadOutcome::Duplicate);
+            return Ok(duplicate(self.repo.video(None, video.id).await?));
         }
+        let mut seen = None;
         let mut waiting = self.repo.jobs_waiting_for(video.id).await?;
         if let Some(own) = video.job {
             // Its own job first: the video's status follows it.
@@ -284,26 +297,28 @@ impl JobService {
             waiting.insert(0, own);
         }
         for id in waiting {
-            match self
-                .change(
-                    None,
-                    id,
-                    Change::InputUploaded {
-                        video: video.id,
-                        bytes,
-                    },
-                )
-                .await
-            {
+            let change = Change::InputUploaded {
+                video: video.id,
+                bytes,
+            };
+            match self.change_seen(None, id, change).await {
+                Ok((_, Some(mirrored))) if mirrored.id == video.id => seen = Some(mirrored),
                 Ok(_) | Err(PortError::NotFound) => {}
                 Err(e) => return Err(e),
             }
         }
-        if video.job.is_none() {
-            let video = self.repo.video(None, video.id).await?;
-            self.observer.video(&video);
-        }
-        Ok(UploadOutcome::Queued)
+        let video = match seen {
+            Some(video) => video,
+            None => {
+                let video = self.repo.video(None, video.id).await?;
+                self.observer.video(&video);
+                video
+            }
+        };
+        Ok(Uploaded {
+            outcome: UploadOutcome::Queued,
+            video,
+        })
     }
 
     /// Applies `change` to job `id` (scoped to `owner` for users), then queues what it made
@@ -314,20 +329,36 @@ impl JobService {
         id: JobId,
         change: Change,
     ) -> PortResult<JobUpdate> {
+        Ok(self.change_seen(owner, id, change).await?.0)
+    }
+
+    /// [`change`](Self::change), with the job's video as the change left it when it mirrored
+    /// one: read (and told to the observer) before the new tasks are queued, so no worker has
+    /// moved it on yet.
+    async fn change_seen(
+        &self,
+        owner: Option<UserId>,
+        id: JobId,
+        change: Change,
+    ) -> PortResult<(JobUpdate, Option<Video>)> {
         let update = self.repo.change_job(owner, id, change).await?;
-        self.enqueue(&update.applied.tasks).await;
         if !update.applied.events.is_empty() {
             self.observer.job(&update.job);
         }
+        let mut seen = None;
         if let Some(video) = update.job.video
             && !update.applied.video.is_empty()
         {
             match self.repo.video(None, video).await {
-                Ok(video) => self.observer.video(&video),
+                Ok(video) => {
+                    self.observer.video(&video);
+                    seen = Some(video);
+                }
                 Err(e) => tracing::debug!(%video, error = %e, "cannot read the video back"),
             }
         }
-        Ok(update)
+        self.enqueue(&update.applied.tasks).await;
+        Ok((update, seen))
     }
 
     /// Queues tasks. A failed enqueue is logged, not returned: the change that made the task
@@ -417,6 +448,8 @@ impl UploadListener for JobService {
         if video.source_key() != key {
             return Ok(UploadOutcome::NotAnUpload);
         }
-        JobService::uploaded(self, &video, Some(size)).await
+        Ok(JobService::uploaded(self, &video, Some(size))
+            .await?
+            .outcome)
     }
 }

@@ -736,11 +736,7 @@ pub(crate) async fn queue_upload(state: &AppState, video: Video, size: u64) -> A
         .jobs
         .uploaded(&video, Some(size))
         .await
-        .map_err(|e| ApiError::from_port(e, "video"))?;
-    state
-        .repo
-        .video(None, video.id)
-        .await
+        .map(|uploaded| uploaded.video)
         .map_err(|e| ApiError::from_port(e, "video"))
 }
 

@@ -371,7 +371,7 @@ fn usage_errors_exit_2_and_write_nothing() {
             "frames",
             vec![("video", &video)],
             vec!["every=0"],
-            vec!["options.every"],
+            vec!["params.every"],
         ),
         (
             "a parameter without a value",

@@ -605,7 +605,7 @@ async fn bad_recipes_params_and_inputs_are_answered_at_their_json_paths() {
         "indistinguishable"
     );
 
-    // A built-in's parameter with a bad value: refused at the option it feeds.
+    // A built-in's parameter with a bad value: refused where the request said it.
     let (status, answer) = post_job(
         &app,
         &ana,
@@ -615,7 +615,7 @@ async fn bad_recipes_params_and_inputs_are_answered_at_their_json_paths() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     let fields = answer["error"]["fields"].as_object().unwrap();
     assert_eq!(fields.len(), 1, "{answer}");
-    assert!(fields.keys().all(|k| k.ends_with("every")), "{answer}");
+    assert!(fields.contains_key("params.every"), "{answer}");
 
     // Every problem at once, each at its path.
     let (status, answer) = post_job(
