@@ -551,12 +551,12 @@ def check_env_names(docs: list[Doc], known: set[str], report: Report) -> None:
                                     "keys in another Secret")
 
 
-def check_jobs_query(docs: list[Doc], root: Path, report: Report) -> None:
+def check_tasks_query(docs: list[Doc], root: Path, report: Report) -> None:
     sql = "\n".join(p.read_text() for p in sorted((root / "crates/db/migrations/postgres")
                                                   .glob("*.sql")))
-    table = re.search(r"CREATE TABLE jobs \((.*?)\n\);", sql, re.S)
+    table = re.search(r"CREATE TABLE tasks \((.*?)\n\);", sql, re.S)
     if not table:
-        report.add("crates/db/migrations/postgres", "no `CREATE TABLE jobs` found")
+        report.add("crates/db/migrations/postgres", "no `CREATE TABLE tasks` found")
         return
     columns = {line.split()[0] for line in table.group(1).splitlines()
                if line.strip() and not line.strip().startswith("--")}
@@ -569,14 +569,14 @@ def check_jobs_query(docs: list[Doc], root: Path, report: Report) -> None:
             if trigger.get("type") != "postgresql":
                 continue
             query = str((trigger.get("metadata") or {}).get("query", ""))
-            if not re.search(r"\bFROM\s+jobs\b", query, re.I):
-                report.add(doc, "the query must read the jobs table")
+            if not re.search(r"\bFROM\s+tasks\b", query, re.I):
+                report.add(doc, "the query must read the tasks table (the queue)")
             for column in ("status", "run_at"):
                 if re.search(rf"\b{column}\b", query) and column not in columns:
-                    report.add(doc, f"the jobs table has no column {column}")
+                    report.add(doc, f"the tasks table has no column {column}")
             for literal in re.findall(r"'([^']*)'", query):
                 if literal not in statuses:
-                    report.add(doc, f"'{literal}' is not a job status ({sorted(statuses)})")
+                    report.add(doc, f"'{literal}' is not a task status ({sorted(statuses)})")
 
 
 def check_dockerfile(root: Path, report: Report) -> int | None:
@@ -708,7 +708,7 @@ def main() -> int:
     self_test(all_docs, k8s, keda, report)
     known = known_env_names(root)
     check_env_names(all_docs, known, report)
-    check_jobs_query(all_docs, root, report)
+    check_tasks_query(all_docs, root, report)
     check_docs(root, known, report)
 
     if report.problems:
