@@ -2,14 +2,14 @@
 //! status, attempts, error, progress and artefacts with download links), cancel, re-run a step,
 //! follow its changes (SSE), delete. And the recipes and operations there are.
 
-use std::{collections::BTreeMap, convert::Infallible, time::Duration};
+use std::{collections::BTreeMap, convert::Infallible};
 
 use axum::{
     Json,
     body::Bytes,
     extract::{Path, State},
     http::StatusCode,
-    response::sse::{Event, KeepAlive, Sse},
+    response::sse::{Event, Sse},
 };
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use vidsnap_domain::{
-    Change, Failure, Job, JobId, JobStatus, Operation, PortError, RecipeDoc, StepEvent, StepStatus,
-    VideoId, recipe,
+    Change, Failure, Job, JobId, JobStatus, Operation, RecipeDoc, StepEvent, StepStatus, VideoId,
+    recipe,
 };
 use vidsnap_jobs::{JobError, RecipeSource};
 
@@ -27,7 +27,7 @@ use crate::{
     auth::Caller,
     extract::{ApiJson, ApiQuery},
     openapi::{ErrorBody, FailureDoc, JobStatusDoc, StepStatusDoc},
-    routes::videos::async_stream,
+    routes::follow::{Followed, follow, listing},
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -388,22 +388,12 @@ async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<JobList>> {
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
-            ApiError::field(
-                "status",
-                format!(
-                    "must be one of {}",
-                    JobStatus::ALL.map(JobStatus::as_str).join(", ")
-                ),
-            )
-        })?),
-    };
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 100"));
-    }
+    let (status, limit) = listing(
+        query.status.as_deref(),
+        query.limit,
+        &JobStatus::ALL,
+        JobStatus::as_str,
+    )?;
     let page = state
         .repo
         .jobs(caller.user, status, query.cursor.as_deref(), limit)
@@ -596,9 +586,6 @@ async fn retry_step(
     ))
 }
 
-/// How often an SSE stream re-reads the job, to see changes made by other processes.
-const SSE_POLL: Duration = Duration::from_secs(1);
-
 /// Follow a job's changes (server-sent events)
 ///
 /// An `event: job` whose `data` is the job (as `GET /v1/jobs/{id}` shows it, with links) now and
@@ -629,57 +616,42 @@ async fn events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let first = owned(&state, caller, &id).await?;
     let id = first.id;
-    let mut changes = state.events.subscribe_jobs();
-    let owner = caller.user;
-    let stream = async_stream(move |sender| async move {
-        let mut last = None;
-        let mut current = Some(first);
-        loop {
-            if let Some(job) = current.take() {
-                let key = fingerprint(&job);
-                if last.as_ref() != Some(&key) {
-                    last = Some(key);
-                    let terminal = job.status.is_terminal();
-                    let Ok(view) = view(&state, job, true).await else {
-                        return;
-                    };
-                    let event = Event::default().event("job").json_data(&view);
-                    if let Ok(event) = event
-                        && sender.send(Ok(event)).await.is_err()
-                    {
-                        return;
-                    }
-                    if terminal {
-                        return;
-                    }
-                }
-            }
-            tokio::select! {
-                () = state.shutdown.cancelled() => return,
-                change = changes.recv() => match change {
-                    Ok(job) if job.id == id => current = Some(job),
-                    Ok(_) => {}
-                    Err(_) => current = state.repo.job(Some(owner), id).await.ok(),
-                },
-                () = tokio::time::sleep(SSE_POLL) => {
-                    match state.repo.job(Some(owner), id).await {
-                        Ok(job) => current = Some(job),
-                        Err(PortError::NotFound) => return,
-                        Err(_) => {}
-                    }
-                }
-            }
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    let changes = state.events.subscribe_jobs();
+    let (reader, renderer) = (state.clone(), state.clone());
+    Ok(follow(
+        state,
+        "job",
+        first,
+        changes,
+        move || {
+            let repo = reader.repo.clone();
+            async move { repo.job(Some(caller.user), id).await }
+        },
+        move |job| {
+            let state = renderer.clone();
+            async move { view(&state, job, true).await }
+        },
+    ))
 }
 
-/// What a follower sees change: each step's status, attempts and progress.
-fn fingerprint(job: &Job) -> Vec<(StepStatus, u32, Option<u8>)> {
-    job.steps
-        .iter()
-        .map(|s| (s.status, s.attempts, s.progress))
-        .collect()
+impl Followed for Job {
+    /// Each step's status, attempts and progress.
+    type Key = Vec<(StepStatus, u32, Option<u8>)>;
+
+    fn key(&self) -> Self::Key {
+        self.steps
+            .iter()
+            .map(|s| (s.status, s.attempts, s.progress))
+            .collect()
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+
+    fn terminal(&self) -> bool {
+        self.status.is_terminal()
+    }
 }
 
 /// List recipes and operations

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod docs;
+mod follow;
 pub mod health;
 pub mod jobs;
 pub mod multipart;

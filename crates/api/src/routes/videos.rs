@@ -1,13 +1,13 @@
 //! Videos: create (with a presigned upload), list, show (with presigned downloads), delete,
 //! retry, and a server-sent event stream of changes.
 
-use std::{collections::BTreeMap, convert::Infallible, time::Duration};
+use std::{collections::BTreeMap, convert::Infallible};
 
 use axum::{
     Json,
     extract::{Path, State},
     http::StatusCode,
-    response::sse::{Event, KeepAlive, Sse},
+    response::sse::{Event, Sse},
 };
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
@@ -18,6 +18,7 @@ use vidsnap_domain::{
     Failure, PresignedRequest, StatusChange, Transition, Video, VideoId, VideoOptions, VideoStatus,
 };
 
+use super::follow::{Followed, follow, listing};
 use crate::{
     ApiError, ApiResult, AppState,
     auth::Caller,
@@ -493,22 +494,12 @@ async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<VideoList>> {
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(s) => Some(VideoStatus::parse(s).ok_or_else(|| {
-            ApiError::field(
-                "status",
-                format!(
-                    "must be one of {}",
-                    VideoStatus::ALL.map(VideoStatus::as_str).join(", ")
-                ),
-            )
-        })?),
-    };
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 100"));
-    }
+    let (status, limit) = listing(
+        query.status.as_deref(),
+        query.limit,
+        &VideoStatus::ALL,
+        VideoStatus::as_str,
+    )?;
     let page = state
         .repo
         .videos(caller.user, status, query.cursor.as_deref(), limit)
@@ -740,9 +731,6 @@ pub(crate) async fn queue_upload(state: &AppState, video: Video, size: u64) -> A
         .map_err(|e| ApiError::from_port(e, "video"))
 }
 
-/// How often an SSE stream re-reads the video, to see changes made by other processes.
-const SSE_POLL: Duration = Duration::from_secs(1);
-
 /// Follow a video's changes (server-sent events)
 ///
 /// An `event: video` whose `data` is the video (as `GET /v1/videos/{id}` shows it) now and each
@@ -773,59 +761,36 @@ async fn events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let first = owned(&state, caller, &id).await?;
     let id = first.id;
-    let mut changes = state.events.subscribe();
-    let owner = caller.user;
-    let stream = async_stream(move |sender| async move {
-        let mut last: Option<(VideoStatus, u32, DateTime<Utc>)> = None;
-        let mut current = Some(first);
-        loop {
-            if let Some(video) = current.take() {
-                let key = (video.status, video.attempts, video.updated_at);
-                if last != Some(key) {
-                    last = Some(key);
-                    let terminal = video.status.is_terminal();
-                    let Ok(view) = view(&state, video, true).await else {
-                        return;
-                    };
-                    let event = Event::default().event("video").json_data(&view);
-                    if let Ok(event) = event
-                        && sender.send(Ok(event)).await.is_err()
-                    {
-                        return;
-                    }
-                    if terminal {
-                        return;
-                    }
-                }
-            }
-            tokio::select! {
-                () = state.shutdown.cancelled() => return,
-                change = changes.recv() => match change {
-                    Ok(video) if video.id == id => current = Some(video),
-                    Ok(_) => {}
-                    Err(_) => current = state.repo.video(Some(owner), id).await.ok(),
-                },
-                () = tokio::time::sleep(SSE_POLL) => {
-                    match state.repo.video(Some(owner), id).await {
-                        Ok(video) => current = Some(video),
-                        Err(vidsnap_domain::PortError::NotFound) => return,
-                        Err(_) => {}
-                    }
-                }
-            }
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    let changes = state.events.subscribe();
+    let (reader, renderer) = (state.clone(), state.clone());
+    Ok(follow(
+        state,
+        "video",
+        first,
+        changes,
+        move || {
+            let repo = reader.repo.clone();
+            async move { repo.video(Some(caller.user), id).await }
+        },
+        move |video| {
+            let state = renderer.clone();
+            async move { view(&state, video, true).await }
+        },
+    ))
 }
 
-/// A stream fed by a task: the producer sends into a bounded channel, the stream ends when the
-/// producer returns or the client goes away (the send fails and the producer stops).
-pub(crate) fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(producer(sender));
-    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+impl Followed for Video {
+    type Key = (VideoStatus, u32, DateTime<Utc>);
+
+    fn key(&self) -> Self::Key {
+        (self.status, self.attempts, self.updated_at)
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+
+    fn terminal(&self) -> bool {
+        self.status.is_terminal()
+    }
 }
