@@ -1093,7 +1093,7 @@ async fn a_job_survives_a_worker_killed_mid_step() {
         );
     }
     eprintln!(
-        "job {id}: {:.1} s from creation to succeeded, taken over {:.1} s after the kill",
+        "job {id}: {:.1} s from creation to succeeded; frames-a attempt 2 started {:.1} s after attempt 1",
         elapsed.as_secs_f64(),
         (second - first).num_milliseconds() as f64 / 1000.0,
     );
