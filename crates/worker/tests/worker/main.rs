@@ -268,7 +268,14 @@ async fn a_cancel_stops_the_running_step_and_removes_its_scratch() {
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !harness.runner.dropped.load(Ordering::SeqCst) || work.exists() {
+    let scratch_empty = || {
+        std::fs::read_dir(&harness.runner.scratch)
+            .unwrap()
+            .next()
+            .is_none()
+    };
+    // The scratch directory goes as a whole (the work directory inside it first).
+    while !harness.runner.dropped.load(Ordering::SeqCst) || work.exists() || !scratch_empty() {
         assert!(
             Instant::now() < deadline,
             "the run was not stopped and cleaned within 10 s"
@@ -289,4 +296,42 @@ async fn a_cancel_stops_the_running_step_and_removes_its_scratch() {
     );
     eprintln!("stopped {stopped_in:?} after the cancel");
     harness.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_queued_before_jobs_existed_gets_its_job_from_the_scheduler() {
+    use vidsnap_domain::{Transition, VideoStatus};
+    use vidsnap_worker::{Scheduler, SchedulerConfig};
+
+    let harness = Harness::start(Vec::new()).await;
+    let (owner, _) = harness.input.unwrap();
+    // As an older version left it: queued, with no job.
+    let video = contract::video(owner, "old.mp4");
+    harness.store.create_video(&video).await.unwrap();
+    harness
+        .store
+        .transition(video.id, Transition::to(VideoStatus::Queued))
+        .await
+        .unwrap();
+    let config = SchedulerConfig {
+        requeue_after_seconds: 0,
+        ..SchedulerConfig::default()
+    };
+    let scheduler = Scheduler::new(
+        config,
+        harness.store.clone(),
+        harness.store.clone(),
+        harness.jobs.clone(),
+    );
+    assert_eq!(scheduler.requeue_lost_jobs().await, 1);
+    let linked = harness.store.video(None, video.id).await.unwrap();
+    let job = linked.job.expect("the video is linked to its new job");
+    // A second sweep makes no second job: the video has its job now (it may queue that job's
+    // step again, which is harmless).
+    scheduler.requeue_lost_jobs().await;
+    let again = harness.store.video(None, video.id).await.unwrap();
+    assert_eq!(again.job, Some(job));
+    let job = harness.store.job(None, job).await.unwrap();
+    assert_eq!(job.video, Some(video.id));
+    assert_eq!(job.steps[0].name, "frames");
 }
