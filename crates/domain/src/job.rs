@@ -852,13 +852,12 @@ impl Job {
         step.progress = None;
         step.run_at = None;
         let attempt = step.attempts;
-        self.set(
-            i,
-            StepStatus::Running,
-            now,
-            Some(&format!("worker {worker}")),
-            applied,
-        );
+        let reason = if takeover {
+            format!("worker {worker} (took over: the previous attempt's worker stopped)")
+        } else {
+            format!("worker {worker}")
+        };
+        self.set(i, StepStatus::Running, now, Some(&reason), applied);
         applied.verdict = Verdict::Started { attempt };
         let mut processing =
             Transition::to(VideoStatus::Processing).reason(format!("worker {worker}"));

@@ -774,10 +774,11 @@ fn runners(job: &serde_json::Value, name: &str) -> Vec<String> {
         .iter()
         .map(|e| {
             let reason = e["reason"].as_str().unwrap_or_default();
-            reason
+            let worker = reason
                 .strip_prefix("worker ")
-                .unwrap_or_else(|| panic!("a running line names its worker: {e}"))
-                .to_owned()
+                .unwrap_or_else(|| panic!("a running line names its worker: {e}"));
+            // A takeover says so after the worker's id.
+            worker.split(' ').next().unwrap_or(worker).to_owned()
         })
         .collect()
 }
@@ -986,6 +987,11 @@ async fn a_job_survives_a_worker_killed_mid_step() {
         .map(|e| e["attempt"].clone())
         .collect();
     assert_eq!(attempts, [json!(1), json!(2)], "{done:#}");
+    let second = events(&done, "frames-a", "running")[1]["reason"].clone();
+    assert!(
+        second.as_str().unwrap_or_default().contains("took over"),
+        "the history says why the step started again: {second}"
+    );
     assert_eq!(runners(&done, "frames-b").len(), 1, "{done:#}");
     for name in ["frames-a", "frames-b", "poster"] {
         assert_eq!(
