@@ -26,6 +26,8 @@ pub enum ErrorCode {
     TooLong,
     /// The picture is wider or taller than the configured limit.
     DimensionsTooLarge,
+    /// The options would extract more frames than the configured limit (`limits.max_frames`).
+    TooManyFrames,
     /// `ffmpeg` or `ffprobe` is not installed or not executable.
     FfmpegMissing,
     /// A media tool ran past the time allowed for this input.
@@ -40,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::InvalidArgument,
         Self::InputNotFound,
         Self::UnsupportedFormat,
@@ -50,6 +52,7 @@ impl ErrorCode {
         Self::TooLarge,
         Self::TooLong,
         Self::DimensionsTooLarge,
+        Self::TooManyFrames,
         Self::FfmpegMissing,
         Self::Timeout,
         Self::OutputFailed,
@@ -69,6 +72,7 @@ impl ErrorCode {
             Self::TooLarge => "too-large",
             Self::TooLong => "too-long",
             Self::DimensionsTooLarge => "dimensions-too-large",
+            Self::TooManyFrames => "too-many-frames",
             Self::FfmpegMissing => "ffmpeg-missing",
             Self::Timeout => "timeout",
             Self::OutputFailed => "output-failed",

@@ -82,6 +82,17 @@ impl fmt::Display for FrameInterval {
     }
 }
 
+/// How many frames [`target_times`] gives, computed without building them:
+/// ceil(duration / N), at least 1.
+pub fn frame_count(duration_seconds: f64, interval: FrameInterval) -> u64 {
+    let count = (duration_seconds.max(0.0) / interval.seconds()).ceil();
+    if count.is_finite() {
+        (count as u64).max(1)
+    } else {
+        u64::MAX
+    }
+}
+
 /// The target times for a video: t = 0, N, 2N, ... strictly below the duration, i.e.
 /// ceil(duration / N) frames, and always at least the frame at 0 (a video shorter than N, or one
 /// whose duration is zero, still yields its first frame).
@@ -260,6 +271,24 @@ mod tests {
         assert_eq!(target_times(61.0, every(20.0)), vec![0.0, 20.0, 40.0, 60.0]);
         assert_eq!(target_times(60.0, every(20.0)), vec![0.0, 20.0, 40.0]);
         assert_eq!(target_times(60.5, every(20.0)).len(), 4);
+    }
+
+    #[test]
+    fn frame_counts_match_the_targets_without_building_them() {
+        for (duration, seconds) in [
+            (61.0, 20.0),
+            (60.0, 20.0),
+            (3.0, 0.1),
+            (0.0, 10.0),
+            (3.0, 10.0),
+        ] {
+            assert_eq!(
+                frame_count(duration, every(seconds)),
+                target_times(duration, every(seconds)).len() as u64,
+                "{duration} s every {seconds} s"
+            );
+        }
+        assert_eq!(frame_count(3.0, every(1e-9)), 3_000_000_000);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Limits {
     pub max_width: Option<u32>,
     /// Tallest accepted picture, in stored pixels.
     pub max_height: Option<u32>,
+    /// Most frames one frames step may extract (duration / interval): one request must not be
+    /// able to ask for billions.
+    pub max_frames: Option<u64>,
 }
 
 impl Default for Limits {
@@ -29,6 +32,7 @@ impl Default for Limits {
             max_duration_seconds: Some(4.0 * 3600.0),
             max_width: Some(7680),
             max_height: Some(4320),
+            max_frames: Some(10_000),
         }
     }
 }

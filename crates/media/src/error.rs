@@ -102,7 +102,8 @@ impl MediaError {
             | ErrorCode::CorruptInput
             | ErrorCode::TooLarge
             | ErrorCode::TooLong
-            | ErrorCode::DimensionsTooLarge => false,
+            | ErrorCode::DimensionsTooLarge
+            | ErrorCode::TooManyFrames => false,
         }
     }
 
@@ -168,6 +169,7 @@ mod tests {
             ErrorCode::TooLarge,
             ErrorCode::TooLong,
             ErrorCode::DimensionsTooLarge,
+            ErrorCode::TooManyFrames,
         ] {
             let error = MediaError::rejected(code, "no");
             assert!(!error.is_retryable(), "{code}");

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use vidsnap_domain::{
-    FrameInterval, FrameMode, ImageFormat, Quality, ops::FramesOptions, target_times,
+    ErrorCode, FrameInterval, FrameMode, ImageFormat, Quality, frame_count, ops::FramesOptions,
+    target_times,
 };
 
 use crate::{
@@ -190,6 +191,21 @@ impl MediaEngine {
         progress: &dyn Progress,
     ) -> Result<Zipped, MediaError> {
         let duration = source.probe.duration.unwrap_or(0.0);
+        // Counted before anything is built: an interval of a nanosecond on a 3 s clip would be
+        // three billion target times in memory.
+        let count = frame_count(duration, options.every);
+        if let Some(max) = self.config().limits.max_frames
+            && count > max
+        {
+            return Err(MediaError::Rejected {
+                code: ErrorCode::TooManyFrames,
+                message: format!(
+                    "a frame every {} on a {duration:.3} s video is {count} frames; at most {max} \
+                     (limits.max_frames): choose a longer interval",
+                    options.every
+                ),
+            });
+        }
         let targets = target_times(duration, options.every);
         let rotation = source.probe.video().and_then(|v| v.rotation).unwrap_or(0);
         progress.started(targets.len());

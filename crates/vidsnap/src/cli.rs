@@ -132,6 +132,9 @@ struct MediaArgs {
     /// Tallest accepted video in pixels (0 = no limit).
     #[arg(long, global = true, env = "VIDSNAP_LIMITS__MAX_HEIGHT")]
     limit_height: Option<u32>,
+    /// Most frames one extraction may make (0 = no limit).
+    #[arg(long, global = true, env = "VIDSNAP_LIMITS__MAX_FRAMES")]
+    limit_frames: Option<u64>,
     /// The ffprobe program.
     #[arg(
         long,
@@ -174,6 +177,7 @@ impl MediaArgs {
                 defaults.max_height.map(u64::from),
             )
             .map(|n| n as u32),
+            max_frames: bound(self.limit_frames, defaults.max_frames),
         };
         let mut config = MediaConfig {
             ffprobe: self.ffprobe.clone(),

@@ -139,3 +139,24 @@ fn zero_or_negative_interval_is_a_usage_error() {
         assert!(String::from_utf8_lossy(&output.stderr).contains("--every"));
     }
 }
+
+#[test]
+fn an_interval_that_would_make_billions_of_frames() {
+    // A nanosecond on a 3 s clip is three billion target times: refused before one is built.
+    let message = assert_refused(
+        &clip("short3.mp4"),
+        &["--every", "0.000000001s"],
+        "too-many-frames",
+    );
+    assert!(message.contains("limits.max_frames"), "{message}");
+    // The limit is a setting: 30 frames fit under 50.
+    let sandbox = Sandbox::new();
+    let (output, json) = sandbox.frames(&clip("short3.mp4"), &["--every", "0.1s"]);
+    assert_eq!(output.status.code(), Some(0), "{json}");
+    let (output, json) = sandbox.frames(
+        &clip("short3.mp4"),
+        &["--every", "0.1s", "--limit-frames", "20"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{json}");
+    assert_eq!(json["error"]["code"], "too-many-frames");
+}

@@ -148,3 +148,22 @@ async fn sigkill_mid_job_then_restart_succeeds_exactly_once() {
         "no scratch left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interval_of_a_nanosecond_kills_the_video_not_the_server() {
+    let smtp = Smtp::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(data.path(), &smtp.env()).await;
+    let token = app.register("ana@example.com").await;
+    let id = app
+        .upload(&token, &clip("short3.mp4"), "tiny.mp4", "0.000000001s")
+        .await;
+    let video = app.wait_for_status(&token, &id, "dead").await;
+    assert_eq!(video["last_error"]["code"], "too-many-frames");
+    assert_eq!(video["attempts"], 1, "bad input is not retried");
+    // The server is alive and still processes videos.
+    let next = app
+        .upload(&token, &clip("short3.mp4"), "fine.mp4", "1s")
+        .await;
+    app.wait_for_status(&token, &next, "succeeded").await;
+}
