@@ -202,6 +202,11 @@ pub struct Step {
     pub status: StepStatus,
     /// Attempts started in the current cycle.
     pub attempts: u32,
+    /// Runs started in all cycles: what a [`Task`]'s `attempt` names. It never goes back (a
+    /// re-run resets `attempts`, not this), so a report from a run of an earlier cycle can never
+    /// pass for one of the current cycle.
+    #[serde(default)]
+    pub run: u32,
     pub max_attempts: u32,
     pub last_error: Option<Failure>,
     /// 0-100 while running, where the operation can tell.
@@ -225,6 +230,7 @@ impl Step {
             name: name.to_owned(),
             status: StepStatus::Waiting,
             attempts: 0,
+            run: 0,
             max_attempts,
             last_error: None,
             progress: None,
@@ -238,15 +244,20 @@ impl Step {
         }
     }
 
-    /// Back to its state before any attempt (a re-run).
+    /// Back to its state before any attempt (a re-run); its run count goes on.
     fn reset(&mut self, status: StepStatus) {
         let fresh = Self::new(&self.name, self.max_attempts);
-        *self = Self { status, ..fresh };
+        *self = Self {
+            status,
+            run: self.run,
+            ..fresh
+        };
     }
 }
 
-/// A unit of queued work: run attempt `attempt` of step `step` of job `job`. The repository
-/// checks it against the step before the step runs, so a stale or duplicate delivery is dropped.
+/// A unit of queued work: run number `attempt` of step `step` of job `job` (the step's
+/// [`Step::run`] once started). The repository checks it against the step before the step runs,
+/// so a stale or duplicate delivery is dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Task {
     pub job: JobId,
@@ -361,6 +372,9 @@ enum Gate {
     JobTerminal,
     /// The job now succeeded (outputs are filled in from every step's artefacts).
     JobSucceeded,
+    /// A step is ready or running (a re-run whose input is not uploaded leaves the video as it
+    /// is: it is queued when the upload comes).
+    SomethingReady,
 }
 
 /// Why a user's change was refused.
@@ -442,11 +456,14 @@ impl Job {
         self.steps.iter().position(|s| s.name == name)
     }
 
-    /// The blob folder a step's artefacts go in: beside the video for a `/v1/videos` job (the
-    /// seeds' layout), else `{owner}/jobs/{job}/{step}/`.
+    /// The blob folder a step's artefacts go in: beside the video for a one-step `/v1/videos`
+    /// job (the seeds' layout: the zip and the thumbnail next to the upload), in a folder per
+    /// step beside it for a video's recipe of several steps (their file names may be the same),
+    /// else `{owner}/jobs/{job}/{step}/`.
     pub fn artefact_prefix(&self, step: &str) -> String {
         match self.video {
-            Some(video) => format!("{}/{video}/", self.owner),
+            Some(video) if self.steps.len() == 1 => format!("{}/{video}/", self.owner),
+            Some(video) => format!("{}/{video}/{step}/", self.owner),
             None => format!("{}/jobs/{}/{step}/", self.owner, self.id),
         }
     }
@@ -538,7 +555,7 @@ impl Job {
         Task {
             job: self.id,
             step: self.steps[i].name.clone(),
-            attempt: self.steps[i].attempts + 1,
+            attempt: self.steps[i].run + 1,
         }
     }
 
@@ -675,6 +692,10 @@ impl Job {
                 Gate::NoOtherRunning(step) => !running_besides(step),
                 Gate::JobTerminal => self.status.is_terminal(),
                 Gate::JobSucceeded => self.status == JobStatus::Succeeded,
+                Gate::SomethingReady => self
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s.status, StepStatus::Ready | StepStatus::Running)),
             };
             if !keep {
                 continue;
@@ -757,10 +778,10 @@ impl Job {
         if step.status != StepStatus::Running {
             return Err(format!("the step is {}", step.status));
         }
-        if step.attempts != attempt {
+        if step.run != attempt {
             return Err(format!(
-                "attempt {attempt} is not current (attempt {} is)",
-                step.attempts
+                "run {attempt} is not current (run {} is)",
+                step.run
             ));
         }
         Ok(i)
@@ -782,19 +803,19 @@ impl Job {
         };
         let step = &self.steps[i];
         let takeover = match step.status {
-            StepStatus::Ready if task.attempt == step.attempts + 1 => false,
+            StepStatus::Ready if task.attempt == step.run + 1 => false,
             StepStatus::Ready => {
                 applied.verdict = Verdict::Stale {
                     why: format!(
                         "attempt {} is not the next one ({})",
                         task.attempt,
-                        step.attempts + 1
+                        step.run + 1
                     ),
                 };
                 return;
             }
             // A delivery of the running attempt (or an older one) while it runs.
-            StepStatus::Running if task.attempt <= step.attempts => {
+            StepStatus::Running if task.attempt <= step.run => {
                 match step.lease_until {
                     Some(until) if until > now => {
                         applied.verdict = Verdict::Busy { until };
@@ -845,20 +866,21 @@ impl Job {
         }
         let step = &mut self.steps[i];
         step.attempts += 1;
+        step.run += 1;
         step.worker = Some(worker.clone());
         step.lease_until = Some(lease_until);
         step.started_at = Some(now);
         step.finished_at = None;
         step.progress = None;
         step.run_at = None;
-        let attempt = step.attempts;
+        let run = step.run;
         let reason = if takeover {
             format!("worker {worker} (took over: the previous attempt's worker stopped)")
         } else {
             format!("worker {worker}")
         };
         self.set(i, StepStatus::Running, now, Some(&reason), applied);
-        applied.verdict = Verdict::Started { attempt };
+        applied.verdict = Verdict::Started { attempt: run };
         let mut processing =
             Transition::to(VideoStatus::Processing).reason(format!("worker {worker}"));
         processing.start_attempt = true;
@@ -1024,7 +1046,7 @@ impl Job {
         let mut queued = Transition::to(VideoStatus::Queued).reason("retry requested");
         queued.new_cycle = true;
         queued.error = Some(None);
-        applied.mirror(Gate::Always, queued);
+        applied.mirror(Gate::SomethingReady, queued);
         self.advance(now, applied);
         Ok(())
     }

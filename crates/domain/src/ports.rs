@@ -113,8 +113,10 @@ pub struct JobUpdate {
 /// The rules are [`Job::apply`]'s; a repository only loads, applies and writes, atomically.
 #[async_trait]
 pub trait Jobs: Send + Sync {
-    /// Stores a job made by [`Job::new`] with the events that made it. `Conflict` when its id
-    /// exists; `NotFound` when an input video does not exist or is another user's.
+    /// Stores a job made by [`Job::new`] with the events that made it; a `/v1/videos` job
+    /// (`job.video`) is linked to its video. `Conflict` when its id exists or its video already
+    /// has another job (nothing is stored); `NotFound` when an input video does not exist or is
+    /// another user's.
     async fn create_job(&self, job: &Job, events: &[StepEvent]) -> PortResult<()>;
     async fn job(&self, owner: Option<UserId>, id: JobId) -> PortResult<Job>;
     /// The owner's jobs, newest first, optionally of one status.
@@ -145,9 +147,10 @@ pub trait Jobs: Send + Sync {
     async fn jobs_waiting_for(&self, video: VideoId) -> PortResult<Vec<JobId>>;
     /// Unfinished jobs that read `video` (uploaded or not), oldest first.
     async fn jobs_reading(&self, video: VideoId) -> PortResult<Vec<JobId>>;
-    /// Tasks of `ready` steps due since before `before`, oldest first, at most `limit`: the ones
-    /// whose enqueue may have been lost (a crash between the commit and the enqueue), for the
-    /// scheduler to enqueue again (a duplicate is dropped as stale or busy).
+    /// Tasks of `ready` steps due since before `before`, and of `running` steps whose lease ran
+    /// out before it (their worker died, and their message may be gone too), oldest first, at
+    /// most `limit`: for the scheduler to enqueue again. A duplicate is dropped as stale or busy;
+    /// the one for a dead worker's step takes it over.
     async fn overdue_tasks(&self, before: DateTime<Utc>, limit: u32) -> PortResult<Vec<Task>>;
     /// Deletes the job, its steps and events (its blobs are the caller's); returns it.
     async fn delete_job(&self, owner: UserId, id: JobId) -> PortResult<Job>;
@@ -281,8 +284,9 @@ pub trait Repository: Jobs + Send + Sync {
     ) -> PortResult<Upload>;
     /// Gives the lease up; nothing happens when `token` does not hold it (any more).
     async fn release_upload_lease(&self, id: UploadId, token: &str) -> PortResult<()>;
-    /// Deletes the session, and its video too while that is still `awaiting_upload` (a video
-    /// already queued is processed as usual), in one transaction; returns what was deleted.
+    /// Deletes the session, and its video too while that is still `awaiting_upload` and no
+    /// other unfinished job reads it (a video already queued is processed as usual), in one
+    /// transaction; returns what was deleted.
     /// `LeaseLost` unless `token` holds the lease.
     async fn delete_upload(&self, id: UploadId, token: &str)
     -> PortResult<(Upload, Option<Video>)>;
@@ -298,7 +302,8 @@ pub trait Repository: Jobs + Send + Sync {
         now: DateTime<Utc>,
     ) -> PortResult<Option<(Upload, Option<Video>)>>;
     /// Videos `awaiting_upload` created before `before` that have no upload session (their
-    /// presigned PUT was never used), oldest first, at most `limit`.
+    /// presigned PUT was never used) and that no unfinished job but their own reads, oldest
+    /// first, at most `limit`.
     async fn abandoned_videos(&self, before: DateTime<Utc>, limit: u32) -> PortResult<Vec<Video>>;
     /// Deletes the video if it is still `awaiting_upload`, created before `before` and without
     /// an upload session; `None` otherwise. Safe to race, like

@@ -188,6 +188,20 @@ const NAME_RULE: &str = "must start with a lower-case letter and hold only a-z, 
                          most 64)";
 
 impl RecipeDoc {
+    /// A document from JSON, or what is wrong with its shape at its JSON path (`steps[0]`: an
+    /// unknown field, `steps[1].retry.max_attempts`: not a number), under `prefix`.
+    pub fn from_json(value: Value, prefix: &str) -> Result<Self, Problems> {
+        serde_path_to_error::deserialize(value).map_err(|error| {
+            let path = error.path().to_string();
+            let at = if path == "." || path.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{path}")
+            };
+            Problems::one(at, error.into_inner().to_string())
+        })
+    }
+
     /// Checks the recipe with the job's parameters (`params`, a JSON object or null) and returns
     /// it with every option resolved. Paths in the problems are relative to the recipe document,
     /// except `params.NAME` for a parameter the job got wrong.
@@ -672,6 +686,28 @@ mod tests {
                 .check(&Value::Null),
         );
         assert!(f.contains_key("steps[0].retry.max_attempts"));
+    }
+
+    #[test]
+    fn shape_errors_name_their_path() {
+        let wrong = |value: Value| {
+            RecipeDoc::from_json(value, "recipe")
+                .expect_err("refused")
+                .into_fields()
+        };
+        let f = wrong(
+            json!({"steps": [{"name": "a", "op": "probe"}, {"name": "b", "op": "probe", "optoins": {}}]}),
+        );
+        assert!(f.keys().any(|k| k.starts_with("recipe.steps[1]")), "{f:?}");
+        let f =
+            wrong(json!({"steps": [{"name": "a", "op": "probe", "retry": {"max_attempts": -1}}]}));
+        assert!(
+            f.contains_key("recipe.steps[0].retry.max_attempts"),
+            "{f:?}"
+        );
+        let f = wrong(json!({"steps": "all of them"}));
+        assert!(f.contains_key("recipe.steps"), "{f:?}");
+        assert!(RecipeDoc::from_json(json!({"steps": []}), "recipe").is_ok());
     }
 
     #[test]

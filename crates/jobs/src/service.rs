@@ -279,29 +279,47 @@ impl JobService {
     /// the video already uploaded and changes nothing.
     /// Returns the video as the upload left it (before any worker could take its job).
     pub async fn uploaded(&self, video: &Video, bytes: Option<u64>) -> PortResult<Uploaded> {
-        let duplicate = |video: Video| Uploaded {
-            outcome: UploadOutcome::Duplicate,
-            video,
-        };
-        if is_uploaded(video) {
-            return Ok(duplicate(video.clone()));
+        // A video from before jobs, past its upload: nothing of ours to start.
+        if video.job.is_none() && video.status != VideoStatus::AwaitingUpload {
+            return Ok(Uploaded {
+                outcome: UploadOutcome::Duplicate,
+                video: video.clone(),
+            });
         }
-        if !self.repo.mark_uploaded(video.id).await? {
-            return Ok(duplicate(self.repo.video(None, video.id).await?));
-        }
-        let mut seen = None;
+        let first = video.uploaded_at.is_none() && self.repo.mark_uploaded(video.id).await?;
+        // Even a repeated notification tells the jobs still waiting: an earlier one may have
+        // recorded the upload and then failed before it started them (the change is
+        // idempotent: only waiting steps become ready).
         let mut waiting = self.repo.jobs_waiting_for(video.id).await?;
         if let Some(own) = video.job {
             // Its own job first: the video's status follows it.
+            let own_waits = waiting.contains(&own);
             waiting.retain(|id| *id != own);
-            waiting.insert(0, own);
+            if first || own_waits || !self.has_job(own).await? {
+                waiting.insert(0, own);
+            }
         }
+        let mut seen = None;
         for id in waiting {
             let change = Change::InputUploaded {
                 video: video.id,
                 bytes,
             };
-            match self.change_seen(None, id, change).await {
+            let changed = match self.change_seen(None, id, change.clone()).await {
+                Err(PortError::NotFound) if Some(id) == video.job => {
+                    // The video's own job was never stored (its creation failed after the
+                    // video's), or the video is from before jobs: make it now.
+                    tracing::warn!(video = %video.id, job = %id, "the video's job is missing: making it");
+                    match self.create_for_video(id, video).await {
+                        Ok(_) | Err(PortError::Conflict(_)) => {
+                            self.change_seen(None, id, change).await
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                changed => changed,
+            };
+            match changed {
                 Ok((_, Some(mirrored))) if mirrored.id == video.id => seen = Some(mirrored),
                 Ok(_) | Err(PortError::NotFound) => {}
                 Err(e) => return Err(e),
@@ -311,14 +329,29 @@ impl JobService {
             Some(video) => video,
             None => {
                 let video = self.repo.video(None, video.id).await?;
-                self.observer.video(&video);
+                if first {
+                    self.observer.video(&video);
+                }
                 video
             }
         };
         Ok(Uploaded {
-            outcome: UploadOutcome::Queued,
+            outcome: if first {
+                UploadOutcome::Queued
+            } else {
+                UploadOutcome::Duplicate
+            },
             video,
         })
+    }
+
+    /// Whether job `id` is stored.
+    async fn has_job(&self, id: JobId) -> PortResult<bool> {
+        match self.repo.job(None, id).await {
+            Ok(_) => Ok(true),
+            Err(PortError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Applies `change` to job `id` (scoped to `owner` for users), then queues what it made
@@ -376,10 +409,11 @@ impl JobService {
     }
 }
 
-/// Whether a video's bytes are stored (videos from before jobs have no `uploaded_at` but a
-/// status past `awaiting_upload`).
+/// Whether a video's bytes are stored: `uploaded_at` says, except for a video from before jobs
+/// (no job), whose status past `awaiting_upload` does.
 fn is_uploaded(video: &Video) -> bool {
-    video.uploaded_at.is_some() || video.status != VideoStatus::AwaitingUpload
+    video.uploaded_at.is_some()
+        || (video.job.is_none() && video.status != VideoStatus::AwaitingUpload)
 }
 
 /// The `/v1/videos` job of `video`: one `frames` step with its options, the manifest and frames

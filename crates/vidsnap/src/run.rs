@@ -113,8 +113,10 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     let (doc, name) = if path.is_file() {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let doc: RecipeDoc = serde_json::from_str(&text)
+        let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("{} is not a recipe: {e}", path.display()))?;
+        let doc = RecipeDoc::from_json(value, "recipe")
+            .map_err(|p| format!("{} is not a recipe: {p}", path.display()))?;
         (doc, None)
     } else {
         let doc = recipe::builtin(&args.recipe).ok_or_else(|| {
@@ -206,20 +208,35 @@ impl Runner {
     /// Runs tasks as they become ready, until none is left.
     async fn drive(&mut self, first: Vec<Task>) {
         let mut running: JoinSet<Finished> = JoinSet::new();
+        // What each run is, to fail the right step when its task panics.
+        let mut runs = BTreeMap::new();
         let mut pending = first;
         loop {
             for task in pending.drain(..) {
-                self.spawn(task, &mut running);
+                if let Some((id, run)) = self.spawn(task, &mut running) {
+                    runs.insert(id, run);
+                }
             }
-            let Some(done) = running.join_next().await else {
+            let Some(done) = running.join_next_with_id().await else {
                 return;
             };
             let (task, attempt, outcome) = match done {
-                Ok(done) => done,
-                // A panicking operation is a bug; the step it ran is found by elimination below.
+                Ok((id, done)) => {
+                    runs.remove(&id);
+                    done
+                }
+                // A panicking operation is a bug: that attempt fails, and is retried.
                 Err(e) => {
-                    eprintln!("error[internal]: a step panicked: {e}");
-                    return;
+                    let Some((task, attempt)) = runs.remove(&e.id()) else {
+                        eprintln!("error[internal]: a step panicked: {e}");
+                        return;
+                    };
+                    let failure = Failure {
+                        code: ErrorCode::Internal,
+                        message: format!("the step panicked (a bug): {e}"),
+                    };
+                    let at = Utc::now() + chrono::TimeDelta::seconds(1);
+                    (task, attempt, StepOutcome::Retry { failure, at })
                 }
             };
             let finish = Change::Finish {
@@ -246,7 +263,12 @@ impl Runner {
         }
     }
 
-    fn spawn(&mut self, task: Task, running: &mut JoinSet<Finished>) {
+    /// Starts `task`'s step; its run's task id, task and run number, when it started.
+    fn spawn(
+        &mut self,
+        task: Task,
+        running: &mut JoinSet<Finished>,
+    ) -> Option<(tokio::task::Id, (Task, u32))> {
         let start = Change::Start {
             task: task.clone(),
             worker: "vidsnap run".to_owned(),
@@ -254,12 +276,10 @@ impl Runner {
         };
         let attempt = match self.job.apply(start, Utc::now()).map(|a| a.verdict) {
             Ok(Verdict::Started { attempt }) => attempt,
-            _ => return,
+            _ => return None,
         };
         self.bars.update(&self.job);
-        let Some(spec) = self.job.recipe.step(&task.step).cloned() else {
-            return;
-        };
+        let spec = self.job.recipe.step(&task.step).cloned()?;
         let mut inputs = Vec::new();
         for input in &spec.inputs {
             let (path, file_name) = match input {
@@ -276,7 +296,7 @@ impl Runner {
                         .job
                         .step(step)
                         .and_then(|s| s.artefacts.iter().find(|a| &a.name == artefact));
-                    let Some(found) = found else { return };
+                    let found = found?;
                     let name = found.key.rsplit('/').next().unwrap_or_default().to_owned();
                     (self.out.join(&found.key), name)
                 }
@@ -286,10 +306,12 @@ impl Runner {
         let engine = Arc::clone(&self.engine);
         let out = self.out.clone();
         let bar = self.bars.bar(&task.step);
-        running.spawn(async move {
+        let run = (task.clone(), attempt);
+        let handle = running.spawn(async move {
             let outcome = run_step(&engine, &spec.op, &inputs, &out, &task.step, &bar).await;
             (task, attempt, outcome)
         });
+        Some((handle.id(), run))
     }
 }
 

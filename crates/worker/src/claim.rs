@@ -165,14 +165,17 @@ impl Worker {
                 }
             }))
         };
+        // The run number the step started with, once it did: what a panic's failure names.
+        let started = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let run = {
-            let (worker, lease, abort, lost) = (
+            let (worker, lease, abort, lost, started) = (
                 Arc::clone(&self),
                 lease.clone(),
                 abort.clone(),
                 lost.clone(),
+                Arc::clone(&started),
             );
-            tokio::spawn(async move { worker.process(&lease, &abort, &lost).await })
+            tokio::spawn(async move { worker.process(&lease, &abort, &lost, &started).await })
         };
         if let Err(error) = run.await {
             drop(heartbeat);
@@ -182,7 +185,8 @@ impl Worker {
                 "the step was cancelled"
             };
             tracing::error!(job = %lease.task.job, step = %lease.task.step, "{why}: failing the attempt");
-            self.panicked(&lease, why).await;
+            let run = started.load(std::sync::atomic::Ordering::SeqCst);
+            self.panicked(&lease, run, why).await;
         }
     }
 }

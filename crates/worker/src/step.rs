@@ -85,6 +85,7 @@ impl Worker {
         lease: &Lease,
         abort: &CancellationToken,
         lost: &CancellationToken,
+        started: &std::sync::atomic::AtomicU32,
     ) {
         let task = &lease.task;
         let start = Change::Start {
@@ -109,7 +110,10 @@ impl Worker {
             }
         };
         let attempt = match update.applied.verdict {
-            Verdict::Started { attempt } => attempt,
+            Verdict::Started { attempt } => {
+                started.store(attempt, Ordering::SeqCst);
+                attempt
+            }
             Verdict::Busy { until } => {
                 // Another worker runs it: look again once its lease would have run out.
                 let at = until + chrono::TimeDelta::seconds(1);
@@ -197,25 +201,24 @@ impl Worker {
         }
     }
 
-    /// The step's attempt after its task panicked: a failure worth another attempt.
-    pub(crate) async fn panicked(&self, lease: &Lease, why: &str) {
-        let Ok(job) = self.jobs.repo().job(None, lease.task.job).await else {
-            let _ = self.queue.complete(lease).await;
+    /// The step's run `run` after its task panicked: a failure worth another attempt. A panic
+    /// before the step started (`run` 0) hands the task back for later.
+    pub(crate) async fn panicked(&self, lease: &Lease, run: u32, why: &str) {
+        if run == 0 {
+            let _ = self
+                .queue
+                .release(lease, Utc::now() + self.config.backoff.delay(1))
+                .await;
             return;
-        };
-        let Some(step) = job.step(&lease.task.step) else {
-            let _ = self.queue.complete(lease).await;
-            return;
-        };
-        let attempt = step.attempts;
+        }
         let outcome = StepOutcome::Retry {
             failure: Failure {
                 code: ErrorCode::Internal,
                 message: format!("{why} (a bug: see the worker's log)"),
             },
-            at: Utc::now() + self.config.backoff.delay(attempt),
+            at: Utc::now() + self.config.backoff.delay(run),
         };
-        self.finish(lease, attempt, outcome).await;
+        self.finish(lease, run, outcome).await;
     }
 
     /// Tells the database the step is alive (with its progress) every few seconds, and cancels
@@ -308,12 +311,7 @@ impl Worker {
                 .blobs
                 .put_file(&key, &item.path, &item.content_type)
                 .await
-                .map_err(|e| {
-                    Failed::retry(
-                        ErrorCode::OutputFailed,
-                        format!("storing {}: {e}", item.name),
-                    )
-                })?;
+                .map_err(|e| Failed::port(&format!("storing the {} artefact", item.name), e))?;
             artefacts.push(Artefact {
                 name: item.name,
                 key,
@@ -395,19 +393,21 @@ impl Failed {
         }
     }
 
-    /// Storage and database trouble is worth another attempt; a missing input is not.
+    /// Storage and database trouble is worth another attempt; a missing input is not. The
+    /// backend's own words are logged, never recorded: the error is shown to users.
     fn port(action: &str, error: PortError) -> Self {
         let retry = !matches!(error, PortError::NotFound);
-        let code = if retry {
-            ErrorCode::OutputFailed
+        tracing::warn!(%error, "{action} failed");
+        let (code, message) = if retry {
+            (
+                ErrorCode::OutputFailed,
+                format!("{action}: the storage or the database is unavailable"),
+            )
         } else {
-            ErrorCode::InputNotFound
+            (ErrorCode::InputNotFound, format!("{action}: it is gone"))
         };
         Self {
-            failure: Failure {
-                code,
-                message: format!("{action}: {error}"),
-            },
+            failure: Failure { code, message },
             retry,
         }
     }

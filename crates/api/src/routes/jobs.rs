@@ -314,10 +314,10 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let mut fields = BTreeMap::new();
     let source = match (new.recipe, new.recipe_name) {
-        (Some(doc), None) => match serde_json::from_value::<RecipeDoc>(doc) {
+        (Some(doc), None) => match RecipeDoc::from_json(doc, "recipe") {
             Ok(doc) => Some(RecipeSource::Doc(doc)),
-            Err(e) => {
-                fields.insert("recipe".to_owned(), e.to_string());
+            Err(problems) => {
+                fields.extend(problems.into_fields());
                 None
             }
         },

@@ -394,10 +394,10 @@ async fn create(
     let options = options(new.options, "options", &mut fields);
     let source = match (new.recipe, new.recipe_name) {
         (None, None) => None,
-        (Some(doc), None) => match serde_json::from_value::<vidsnap_domain::RecipeDoc>(doc) {
+        (Some(doc), None) => match vidsnap_domain::RecipeDoc::from_json(doc, "recipe") {
             Ok(doc) => Some(vidsnap_jobs::RecipeSource::Doc(doc)),
-            Err(e) => {
-                fields.insert("recipe".to_owned(), e.to_string());
+            Err(problems) => {
+                fields.extend(problems.into_fields());
                 None
             }
         },
@@ -639,15 +639,7 @@ async fn retry(
     }
     let queued = match video.job {
         Some(job) => {
-            let rerun = vidsnap_domain::Change::Rerun {
-                step: "frames".to_owned(),
-                op: None,
-            };
-            state
-                .jobs
-                .change(Some(caller.user), job, rerun)
-                .await
-                .map_err(|e| ApiError::from_port(e, "video"))?;
+            rerun_what_failed(&state, caller, job).await?;
             state
                 .repo
                 .video(Some(caller.user), video.id)
@@ -661,6 +653,45 @@ async fn retry(
         StatusCode::ACCEPTED,
         Json(view(&state, queued, false).await?),
     ))
+}
+
+/// Re-runs every step of the video's job that failed, died or was cancelled, upstream first (a
+/// re-run restarts what is downstream of it, so each is re-run once).
+async fn rerun_what_failed(
+    state: &AppState,
+    caller: Caller,
+    job: vidsnap_domain::JobId,
+) -> ApiResult<()> {
+    let mut job = state
+        .repo
+        .job(Some(caller.user), job)
+        .await
+        .map_err(|e| ApiError::from_port(e, "video"))?;
+    loop {
+        let ended = job.recipe.steps.iter().find(|spec| {
+            job.step(&spec.name).is_some_and(|s| {
+                matches!(
+                    s.status,
+                    vidsnap_domain::StepStatus::Failed
+                        | vidsnap_domain::StepStatus::Dead
+                        | vidsnap_domain::StepStatus::Cancelled
+                )
+            })
+        });
+        let Some(spec) = ended else {
+            return Ok(());
+        };
+        let rerun = vidsnap_domain::Change::Rerun {
+            step: spec.name.clone(),
+            op: None,
+        };
+        job = state
+            .jobs
+            .change(Some(caller.user), job.id, rerun)
+            .await
+            .map_err(|e| ApiError::from_port(e, "video"))?
+            .job;
+    }
 }
 
 /// The retry of a video processed before jobs existed: it gets its job, and a new cycle.

@@ -59,6 +59,8 @@ CREATE TABLE steps (
                       'cancelled')),
     attempts     bigint NOT NULL,
     max_attempts bigint NOT NULL,
+    -- Runs started in every cycle: what a task's `attempt` names (never goes back).
+    run          bigint NOT NULL DEFAULT 0,
     -- JSON `Failure`.
     last_error   text,
     progress     bigint,
@@ -129,6 +131,11 @@ CREATE INDEX tasks_due ON tasks (run_at, id) WHERE status IN ('queued', 'running
 ALTER TABLE videos
     ADD COLUMN job uuid,
     ADD COLUMN uploaded_at timestamptz;
+
+-- A video still waiting for its upload was created to be processed as frames: it gets the id of
+-- the job its upload will make (the job service makes a video's missing job when the bytes
+-- arrive).
+UPDATE videos SET job = gen_random_uuid() WHERE status = 'awaiting_upload' AND job IS NULL;
 
 -- The sweep of pre-jobs videos waiting for a job (`stale_queued`), which replaces the sweep of
 -- queued videos whose job may have been lost.

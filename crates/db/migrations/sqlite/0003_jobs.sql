@@ -58,6 +58,8 @@ CREATE TABLE steps (
                       'cancelled')),
     attempts     INTEGER NOT NULL,
     max_attempts INTEGER NOT NULL,
+    -- Runs started in every cycle: what a task's `attempt` names (never goes back).
+    run          INTEGER NOT NULL DEFAULT 0,
     -- JSON `Failure`.
     last_error   TEXT,
     progress     INTEGER,
@@ -127,6 +129,16 @@ CREATE INDEX tasks_due ON tasks (status, run_at);
 -- would cascade deletes to every table that references it.
 ALTER TABLE videos ADD COLUMN job TEXT;
 ALTER TABLE videos ADD COLUMN uploaded_at INTEGER;
+
+-- A video still waiting for its upload was created to be processed as frames: it gets the id of
+-- the job its upload will make (the job service makes a video's missing job when the bytes
+-- arrive). A random UUID in the usual text form.
+UPDATE videos
+SET job = lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'
+          || substr(lower(hex(randomblob(2))), 2) || '-'
+          || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2)
+          || '-' || lower(hex(randomblob(6)))
+WHERE status = 'awaiting_upload' AND job IS NULL;
 
 -- The sweep of pre-jobs videos waiting for a job (`stale_queued`).
 CREATE INDEX videos_without_job ON videos (updated_at)

@@ -86,7 +86,7 @@ fn start(job: &Job, step: &str, worker: &str) -> Change {
         task: Task {
             job: job.id,
             step: step.to_owned(),
-            attempt: job.step(step).unwrap().attempts + 1,
+            attempt: job.step(step).unwrap().run + 1,
         },
         worker: worker.to_owned(),
         lease_until: now() + seconds(300),
@@ -97,7 +97,7 @@ fn start(job: &Job, step: &str, worker: &str) -> Change {
 fn finish(job: &Job, step: &str, outcome: StepOutcome) -> Change {
     Change::Finish {
         step: step.to_owned(),
-        attempt: job.step(step).unwrap().attempts,
+        attempt: job.step(step).unwrap().run,
         outcome,
     }
 }

@@ -46,17 +46,30 @@ pub(super) async fn create_job(store: &PgStore, job: &Job, events: &[StepEvent])
 async fn insert_job(conn: &mut PgConnection, job: &Job, events: &[StepEvent]) -> PortResult<()> {
     if let Some(video) = job.video {
         // The video's own job: linked to it unless it has one (a video from before jobs gets
-        // its first here).
-        let linked =
-            sqlx::query("UPDATE videos SET job = COALESCE(job, $1) WHERE id = $2 AND owner = $3")
-                .bind(job.id.as_uuid())
-                .bind(video.as_uuid())
-                .bind(job.owner.as_uuid())
-                .execute(&mut *conn)
-                .await
-                .map_err(port_error)?;
+        // its first here), and no other.
+        let linked = sqlx::query(
+            "UPDATE videos SET job = $1
+             WHERE id = $2 AND owner = $3 AND (job IS NULL OR job = $1)",
+        )
+        .bind(job.id.as_uuid())
+        .bind(video.as_uuid())
+        .bind(job.owner.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .map_err(port_error)?;
         if linked.rows_affected() == 0 {
-            return Err(PortError::NotFound);
+            // Another job got there first (two schedulers sweeping at once): store nothing.
+            let exists: Option<(Uuid,)> =
+                sqlx::query_as("SELECT id FROM videos WHERE id = $1 AND owner = $2")
+                    .bind(video.as_uuid())
+                    .bind(job.owner.as_uuid())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(port_error)?;
+            return Err(match exists {
+                Some(_) => PortError::Conflict("the video has another job".to_owned()),
+                None => PortError::NotFound,
+            });
         }
     }
     sqlx::query(
@@ -98,16 +111,17 @@ async fn insert_job(conn: &mut PgConnection, job: &Job, events: &[StepEvent]) ->
     for (position, step) in job.steps.iter().enumerate() {
         let position = i64::try_from(position).map_err(|e| corrupt("steps.position", e))?;
         sqlx::query(
-            "INSERT INTO steps (job, name, position, status, attempts, max_attempts, last_error,
+            "INSERT INTO steps (job, name, position, status, attempts, run, max_attempts, last_error,
                                 progress, run_at, lease_until, worker, started_at, finished_at,
                                 artefacts, result)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(job.id.as_uuid())
         .bind(&step.name)
         .bind(position)
         .bind(step.status.as_str())
         .bind(i64::from(step.attempts))
+        .bind(i64::from(step.run))
         .bind(i64::from(step.max_attempts))
         .bind(step.last_error.as_ref().map(to_json).transpose()?)
         .bind(step.progress.map(i64::from))
@@ -129,13 +143,14 @@ async fn insert_job(conn: &mut PgConnection, job: &Job, events: &[StepEvent]) ->
 async fn update_step(conn: &mut PgConnection, job: JobId, step: &Step) -> PortResult<()> {
     sqlx::query(
         "UPDATE steps
-         SET status = $1, attempts = $2, max_attempts = $3, last_error = $4, progress = $5,
-             run_at = $6, lease_until = $7, worker = $8, started_at = $9, finished_at = $10,
-             artefacts = $11, result = $12
-         WHERE job = $13 AND name = $14",
+         SET status = $1, attempts = $2, run = $3, max_attempts = $4, last_error = $5,
+             progress = $6, run_at = $7, lease_until = $8, worker = $9, started_at = $10,
+             finished_at = $11, artefacts = $12, result = $13
+         WHERE job = $14 AND name = $15",
     )
     .bind(step.status.as_str())
     .bind(i64::from(step.attempts))
+    .bind(i64::from(step.run))
     .bind(i64::from(step.max_attempts))
     .bind(step.last_error.as_ref().map(to_json).transpose()?)
     .bind(step.progress.map(i64::from))
@@ -387,9 +402,9 @@ pub(super) async fn overdue_tasks(
     limit: u32,
 ) -> PortResult<Vec<Task>> {
     let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
-        "SELECT job, name, attempts FROM steps
-         WHERE status = 'ready' AND run_at < $1
-         ORDER BY run_at LIMIT $2",
+        "SELECT job, name, CASE status WHEN 'ready' THEN run + 1 ELSE run END FROM steps
+         WHERE (status = 'ready' AND run_at < $1) OR (status = 'running' AND lease_until < $1)
+         ORDER BY coalesce(run_at, lease_until) LIMIT $2",
     )
     .bind(before)
     .bind(i64::from(limit))
@@ -397,14 +412,11 @@ pub(super) async fn overdue_tasks(
     .await
     .map_err(port_error)?;
     rows.into_iter()
-        .map(|(job, step, attempts)| {
+        .map(|(job, step, attempt)| {
             Ok(Task {
                 job: JobId::from_uuid(job),
                 step,
-                attempt: u32::try_from(attempts)
-                    .ok()
-                    .and_then(|a| a.checked_add(1))
-                    .ok_or_else(|| corrupt("steps.attempts", attempts))?,
+                attempt: u32::try_from(attempt).map_err(|e| corrupt("steps.run", e))?,
             })
         })
         .collect()

@@ -208,6 +208,10 @@ async fn with_waiting_video(
     let video = sqlx::query(
         "DELETE FROM videos
          WHERE id = $1 AND status = 'awaiting_upload' AND uploaded_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+                           WHERE job_inputs.video = videos.id
+                             AND jobs.status IN ('waiting', 'queued', 'running')
+                             AND (jobs.video IS NULL OR jobs.video <> videos.id))
          RETURNING *",
     )
     .bind(upload.video.as_uuid())
@@ -273,6 +277,10 @@ pub(super) async fn abandoned_videos(
         "SELECT * FROM videos
          WHERE status = 'awaiting_upload' AND uploaded_at IS NULL AND created_at < $1
            AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
+           AND NOT EXISTS (SELECT 1 FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+                           WHERE job_inputs.video = videos.id
+                             AND jobs.status IN ('waiting', 'queued', 'running')
+                             AND (jobs.video IS NULL OR jobs.video <> videos.id))
          ORDER BY created_at LIMIT $2",
     )
     .bind(before)
@@ -295,6 +303,10 @@ pub(super) async fn delete_abandoned_video(
          WHERE id = $1 AND status = 'awaiting_upload' AND uploaded_at IS NULL
            AND created_at < $2
            AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
+           AND NOT EXISTS (SELECT 1 FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+                           WHERE job_inputs.video = videos.id
+                             AND jobs.status IN ('waiting', 'queued', 'running')
+                             AND (jobs.video IS NULL OR jobs.video <> videos.id))
          RETURNING *",
     )
     .bind(id.as_uuid())

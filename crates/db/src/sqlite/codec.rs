@@ -157,6 +157,7 @@ fn step(row: &SqliteRow) -> PortResult<Step> {
         name: get(row, "name")?,
         status: step_status(row, "status")?,
         attempts: u32_col(row, "attempts")?,
+        run: u32_col(row, "run")?,
         max_attempts: u32_col(row, "max_attempts")?,
         last_error: opt_json(row, "last_error")?,
         progress: progress

@@ -34,17 +34,30 @@ pub(super) async fn create_job(
     let mut tx = store.write().await?;
     if let Some(video) = job.video {
         // The video's own job: linked to it unless it has one (a video from before jobs gets
-        // its first here).
-        let linked =
-            sqlx::query("UPDATE videos SET job = COALESCE(job, ?1) WHERE id = ?2 AND owner = ?3")
-                .bind(job.id.to_string())
-                .bind(video.to_string())
-                .bind(job.owner.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(port_error)?;
+        // its first here), and no other.
+        let linked = sqlx::query(
+            "UPDATE videos SET job = ?1
+             WHERE id = ?2 AND owner = ?3 AND (job IS NULL OR job = ?1)",
+        )
+        .bind(job.id.to_string())
+        .bind(video.to_string())
+        .bind(job.owner.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(port_error)?;
         if linked.rows_affected() == 0 {
-            return Err(PortError::NotFound);
+            // Another job got there first (two schedulers sweeping at once): store nothing.
+            let exists: Option<(String,)> =
+                sqlx::query_as("SELECT id FROM videos WHERE id = ? AND owner = ?")
+                    .bind(video.to_string())
+                    .bind(job.owner.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+            return Err(match exists {
+                Some(_) => PortError::Conflict("the video has another job".to_owned()),
+                None => PortError::NotFound,
+            });
         }
     }
     sqlx::query(
@@ -98,16 +111,17 @@ async fn insert_step(
 ) -> PortResult<()> {
     let position = i64::try_from(position).map_err(|e| corrupt("steps.position", e))?;
     sqlx::query(
-        "INSERT INTO steps (job, name, position, status, attempts, max_attempts, last_error,
+        "INSERT INTO steps (job, name, position, status, attempts, run, max_attempts, last_error,
                             progress, run_at, lease_until, worker, started_at, finished_at,
                             artefacts, result)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(job.to_string())
     .bind(&step.name)
     .bind(position)
     .bind(step.status.as_str())
     .bind(i64::from(step.attempts))
+    .bind(i64::from(step.run))
     .bind(i64::from(step.max_attempts))
     .bind(step.last_error.as_ref().map(to_json).transpose()?)
     .bind(step.progress.map(i64::from))
@@ -128,13 +142,15 @@ async fn insert_step(
 async fn update_step(conn: &mut SqliteConnection, job: JobId, step: &Step) -> PortResult<()> {
     sqlx::query(
         "UPDATE steps
-         SET status = ?, attempts = ?, max_attempts = ?, last_error = ?, progress = ?, run_at = ?,
+         SET status = ?, attempts = ?, run = ?, max_attempts = ?, last_error = ?, progress = ?,
+             run_at = ?,
              lease_until = ?, worker = ?, started_at = ?, finished_at = ?, artefacts = ?,
              result = ?
          WHERE job = ? AND name = ?",
     )
     .bind(step.status.as_str())
     .bind(i64::from(step.attempts))
+    .bind(i64::from(step.run))
     .bind(i64::from(step.max_attempts))
     .bind(step.last_error.as_ref().map(to_json).transpose()?)
     .bind(step.progress.map(i64::from))
@@ -384,9 +400,9 @@ pub(super) async fn overdue_tasks(
     limit: u32,
 ) -> PortResult<Vec<Task>> {
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT job, name, attempts FROM steps
-         WHERE status = 'ready' AND run_at < ?
-         ORDER BY run_at LIMIT ?",
+        "SELECT job, name, CASE status WHEN 'ready' THEN run + 1 ELSE run END FROM steps
+         WHERE (status = 'ready' AND run_at < ?1) OR (status = 'running' AND lease_until < ?1)
+         ORDER BY coalesce(run_at, lease_until) LIMIT ?2",
     )
     .bind(micros(before))
     .bind(i64::from(limit))
@@ -394,14 +410,11 @@ pub(super) async fn overdue_tasks(
     .await
     .map_err(port_error)?;
     rows.into_iter()
-        .map(|(job, step, attempts)| {
+        .map(|(job, step, attempt)| {
             Ok(Task {
                 job: job.parse().map_err(|e| corrupt("steps.job", e))?,
                 step,
-                attempt: u32::try_from(attempts)
-                    .ok()
-                    .and_then(|a| a.checked_add(1))
-                    .ok_or_else(|| corrupt("steps.attempts", attempts))?,
+                attempt: u32::try_from(attempt).map_err(|e| corrupt("steps.run", e))?,
             })
         })
         .collect()

@@ -203,6 +203,10 @@ async fn with_waiting_video(
     let video = sqlx::query(
         "DELETE FROM videos
          WHERE id = ? AND status = 'awaiting_upload' AND uploaded_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+                           WHERE job_inputs.video = videos.id
+                             AND jobs.status IN ('waiting', 'queued', 'running')
+                             AND (jobs.video IS NULL OR jobs.video <> videos.id))
          RETURNING *",
     )
     .bind(upload.video.to_string())
@@ -267,6 +271,10 @@ pub(super) async fn abandoned_videos(
         "SELECT * FROM videos
          WHERE status = 'awaiting_upload' AND uploaded_at IS NULL AND created_at < ?
            AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
+           AND NOT EXISTS (SELECT 1 FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+                           WHERE job_inputs.video = videos.id
+                             AND jobs.status IN ('waiting', 'queued', 'running')
+                             AND (jobs.video IS NULL OR jobs.video <> videos.id))
          ORDER BY created_at LIMIT ?",
     )
     .bind(micros(before))
@@ -287,6 +295,10 @@ pub(super) async fn delete_abandoned_video(
          WHERE id = ? AND status = 'awaiting_upload' AND uploaded_at IS NULL
            AND created_at < ?
            AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.video = videos.id)
+           AND NOT EXISTS (SELECT 1 FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+                           WHERE job_inputs.video = videos.id
+                             AND jobs.status IN ('waiting', 'queued', 'running')
+                             AND (jobs.video IS NULL OR jobs.video <> videos.id))
          RETURNING *",
     )
     .bind(id.to_string())

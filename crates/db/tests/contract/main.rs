@@ -14,16 +14,20 @@ use vidsnap_db::contract;
 use vidsnap_domain::{JobQueue, Repository, Transition, VideoId, VideoStatus};
 
 /// What every backend's upgraded database must show; `videos` are the pre-jobs videos in
-/// `VideoStatus::ALL` order, the `processing` one owing an e-mail for `video.succeeded`.
+/// `VideoStatus::ALL` order, the `processing` one owing an e-mail for `video.succeeded`. One
+/// still waiting for its upload gets the id of the job its upload will make; the others none.
 pub(crate) async fn assert_upgraded<S: Repository + JobQueue>(
     store: &S,
     videos: &[(VideoId, VideoStatus)],
 ) {
     for &(id, status) in videos {
         let video = store.video(None, id).await.expect("an old video");
+        assert_eq!((video.status, video.uploaded_at), (status, None));
         assert_eq!(
-            (video.status, video.job, video.uploaded_at),
-            (status, None, None)
+            video.job.is_some(),
+            status == VideoStatus::AwaitingUpload,
+            "{status}: {:?}",
+            video.job
         );
     }
     let stats = store.stats().await.expect("stats");

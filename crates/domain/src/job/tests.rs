@@ -49,7 +49,7 @@ fn statuses(job: &Job) -> Vec<(&str, StepStatus)> {
 }
 
 fn start(job: &mut Job, step: &str, at: i64) -> u32 {
-    let attempt = job.step(step).expect("step").attempts + 1;
+    let attempt = job.step(step).expect("step").run + 1;
     let applied = job
         .apply(
             Change::Start {
@@ -71,7 +71,7 @@ fn start(job: &mut Job, step: &str, at: i64) -> u32 {
 }
 
 fn finish(job: &mut Job, step: &str, outcome: StepOutcome, at: i64) -> Applied {
-    let attempt = job.step(step).expect("step").attempts;
+    let attempt = job.step(step).expect("step").run;
     job.apply(
         Change::Finish {
             step: step.to_owned(),
@@ -429,7 +429,8 @@ fn a_handed_back_attempt_does_not_count() {
         job.step("a").map(|s| (s.status, s.attempts)),
         Some((StepStatus::Ready, 0))
     );
-    assert_eq!(applied.tasks[0].0.attempt, 1);
+    // A new run number: the handed-back run's own reports are stale from now on.
+    assert_eq!(applied.tasks[0].0.attempt, 2);
     assert_eq!(applied.video[0].to, VideoStatus::Queued);
 }
 
@@ -660,4 +661,47 @@ fn a_video_dies_with_its_job_when_the_last_step_ends() {
     let mut status = VideoStatus::Queued;
     mirror_as_stored(&mut status, &cancelled, &mut Vec::new());
     assert_eq!(status, VideoStatus::Dead);
+}
+
+#[test]
+fn a_run_of_an_earlier_cycle_cannot_report_for_the_next() {
+    let (mut job, _) = job(diamond(), true, false);
+    let old = start(&mut job, "a", 1);
+    job.apply(Change::Cancel, t(2)).expect("applies");
+    job.apply(
+        Change::Rerun {
+            step: "a".to_owned(),
+            op: None,
+        },
+        t(3),
+    )
+    .expect("applies");
+    let new = start(&mut job, "a", 4);
+    assert_ne!(new, old, "a new run number");
+    assert_eq!(
+        job.step("a").map(|s| s.attempts),
+        Some(1),
+        "attempts restart"
+    );
+    // The cancelled run's worker has not noticed yet: its reports are stale.
+    for change in [
+        Change::Heartbeat {
+            step: "a".to_owned(),
+            attempt: old,
+            lease_until: t(90),
+            progress: None,
+        },
+        Change::Finish {
+            step: "a".to_owned(),
+            attempt: old,
+            outcome: ok(),
+        },
+    ] {
+        let applied = job.apply(change, t(5)).expect("applies");
+        assert!(
+            matches!(applied.verdict, Verdict::Stale { .. }),
+            "{applied:?}"
+        );
+    }
+    assert_eq!(job.step("a").map(|s| s.status), Some(StepStatus::Running));
 }
