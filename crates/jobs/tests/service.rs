@@ -1,0 +1,132 @@
+//! The job service on a real SQLite repository and queue: the upload paths that must start
+//! jobs whatever happened before, and one job per video.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use vidsnap_db::{SqliteStore, contract};
+use vidsnap_domain::{
+    Change, JobId, JobQueue, Jobs, PortError, Repository, StepStatus, Task, UploadOutcome, Video,
+};
+use vidsnap_jobs::{JobService, Silent};
+
+struct Scratch {
+    store: Arc<SqliteStore>,
+    jobs: JobService,
+    _dir: tempfile::TempDir,
+}
+
+async fn scratch() -> Scratch {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let jobs = JobService::new(store.clone(), store.clone(), 3, Arc::new(Silent));
+    Scratch {
+        store,
+        jobs,
+        _dir: dir,
+    }
+}
+
+/// A `/v1/videos` video with the id of its job, as the API stores it, and optionally the job.
+async fn video(s: &Scratch, with_job: bool) -> Video {
+    let user = contract::user(&format!("{}@example.com", JobId::new()));
+    s.store.create_user(&user).await.unwrap();
+    let mut video = contract::video(user.id, "clip.mp4");
+    video.job = Some(JobId::new());
+    s.store.create_video(&video).await.unwrap();
+    if with_job {
+        s.jobs
+            .create_for_video(video.job.unwrap(), &video)
+            .await
+            .unwrap();
+    }
+    video
+}
+
+async fn step_status(s: &Scratch, video: &Video) -> StepStatus {
+    let job = s.store.job(None, video.job.unwrap()).await.unwrap();
+    job.steps[0].status
+}
+
+#[tokio::test]
+async fn an_upload_starts_the_videos_job_once() {
+    let s = scratch().await;
+    let video = video(&s, true).await;
+    assert_eq!(step_status(&s, &video).await, StepStatus::Waiting);
+    let first = s.jobs.uploaded(&video, Some(10)).await.unwrap();
+    assert_eq!(first.outcome, UploadOutcome::Queued);
+    assert_eq!(first.video.status.as_str(), "queued");
+    assert_eq!(step_status(&s, &video).await, StepStatus::Ready);
+    let again = s.jobs.uploaded(&first.video, Some(10)).await.unwrap();
+    assert_eq!(again.outcome, UploadOutcome::Duplicate);
+}
+
+#[tokio::test]
+async fn a_repeated_notification_starts_what_an_interrupted_one_left_waiting() {
+    let s = scratch().await;
+    let video = video(&s, true).await;
+    // The first notification recorded the upload, then its process died.
+    assert!(s.store.mark_uploaded(video.id).await.unwrap());
+    let stored = s.store.video(None, video.id).await.unwrap();
+    let again = s.jobs.uploaded(&stored, Some(10)).await.unwrap();
+    assert_eq!(again.outcome, UploadOutcome::Duplicate);
+    assert_eq!(step_status(&s, &video).await, StepStatus::Ready);
+    assert_eq!(again.video.status.as_str(), "queued");
+}
+
+#[tokio::test]
+async fn a_videos_missing_job_is_made_when_its_bytes_arrive() {
+    let s = scratch().await;
+    // Its job was never stored (or it awaited its upload when jobs came).
+    let video = video(&s, false).await;
+    let uploaded = s.jobs.uploaded(&video, None).await.unwrap();
+    assert_eq!(uploaded.outcome, UploadOutcome::Queued);
+    assert_eq!(step_status(&s, &video).await, StepStatus::Ready);
+    assert_eq!(uploaded.video.job, video.job);
+}
+
+#[tokio::test]
+async fn a_video_gets_one_job() {
+    let s = scratch().await;
+    let video = video(&s, true).await;
+    let other = s.jobs.create_for_video(JobId::new(), &video).await;
+    assert!(matches!(other, Err(PortError::Conflict(_))), "{other:?}");
+    let stored = s.store.video(None, video.id).await.unwrap();
+    assert_eq!(stored.job, video.job);
+}
+
+#[tokio::test]
+async fn a_step_whose_worker_died_is_swept_for_takeover() {
+    let s = scratch().await;
+    let video = video(&s, true).await;
+    s.jobs.uploaded(&video, None).await.unwrap();
+    let job = video.job.unwrap();
+    let task = Task {
+        job,
+        step: "frames".to_owned(),
+        attempt: 1,
+    };
+    // Its worker started it with a lease that has run out, and its message is gone.
+    let lease = s.store.claim("w", std::time::Duration::from_secs(60)).await;
+    s.store.complete(&lease.unwrap().unwrap()).await.unwrap();
+    let past = chrono::Utc::now() - chrono::TimeDelta::seconds(5);
+    s.store
+        .change_job(
+            None,
+            job,
+            Change::Start {
+                task: task.clone(),
+                worker: "w".to_owned(),
+                lease_until: past,
+            },
+        )
+        .await
+        .unwrap();
+    let overdue = s.store.overdue_tasks(chrono::Utc::now(), 10).await.unwrap();
+    assert_eq!(
+        overdue,
+        [task],
+        "the running run, for the next worker to take over"
+    );
+}
