@@ -448,8 +448,15 @@ fn order(
             let names: Vec<&str> = left.iter().map(|s| s.name.as_str()).collect();
             for step in &left {
                 let i = index_of.get(step.name.as_str()).copied().unwrap_or(0);
+                // The field that ties it into the cycle: an artefact it reads, or else `after`.
+                let reads = step
+                    .inputs
+                    .iter()
+                    .filter_map(InputRef::step)
+                    .any(|up| names.contains(&up));
+                let field = if reads { "inputs" } else { "after" };
                 problems.add(
-                    format!("steps[{i}].inputs"),
+                    format!("steps[{i}].{field}"),
                     format!("a cycle: {} wait for each other", names.join(", ")),
                 );
             }
@@ -658,9 +665,9 @@ mod tests {
         );
         assert_eq!(
             f.keys().collect::<Vec<_>>(),
-            ["steps[0].inputs", "steps[1].inputs"]
+            ["steps[0].after", "steps[1].after"]
         );
-        assert!(f["steps[0].inputs"].contains("cycle"));
+        assert!(f["steps[0].after"].contains("cycle"));
     }
 
     #[test]

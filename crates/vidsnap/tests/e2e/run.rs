@@ -350,7 +350,7 @@ fn usage_errors_exit_2_and_write_nothing() {
             cycle,
             vec![("video", &video)],
             vec![],
-            vec!["steps[0].inputs", "steps[1].inputs", "cycle"],
+            vec!["steps[0].after", "steps[1].after", "cycle"],
         ),
         (
             "a file that is not a recipe",

@@ -493,7 +493,7 @@ async fn bad_recipes_params_and_inputs_are_answered_at_their_json_paths() {
                 {"name": "b", "op": "probe", "after": ["a"]},
                 {"name": "c", "op": "probe"}
             ])),
-            vec!["recipe.steps[0].inputs", "recipe.steps[1].inputs"],
+            vec!["recipe.steps[0].after", "recipe.steps[1].after"],
         ),
         (
             "an unknown operation",
