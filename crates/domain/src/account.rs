@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ApiKeyId, NotificationId, UserId, VideoId, WebhookId};
+use crate::{ApiKeyId, JobId, NotificationId, UserId, VideoId, WebhookId};
 
 /// An account. Password users have a hash; users provisioned from an external identity provider
 /// (OIDC) have an issuer and subject instead.
@@ -128,7 +128,10 @@ impl DeliveryStatus {
 pub struct Notification {
     pub id: NotificationId,
     pub owner: UserId,
+    /// The video it is about: the video of a `video.*` event, the first input of a `job.*` one.
     pub video: VideoId,
+    /// The job of a `job.*` event.
+    pub job: Option<JobId>,
     pub cycle: u32,
     pub event: EventType,
     pub channel: Channel,

@@ -158,8 +158,12 @@ pub struct DeliveryView {
     pub id: NotificationId,
     #[schema(examples("video.succeeded", "job.failed"))]
     pub event: String,
+    /// The video of a `video.*` event; the first input of a `job.*` one.
     #[schema(value_type = uuid::Uuid)]
     pub video: vidsnap_domain::VideoId,
+    /// The job of a `job.*` event.
+    #[schema(value_type = Option<uuid::Uuid>, required = true)]
+    pub job: Option<vidsnap_domain::JobId>,
     #[schema(value_type = DeliveryStatusDoc)]
     pub status: vidsnap_domain::DeliveryStatus,
     pub attempts: u32,
@@ -183,6 +187,7 @@ impl From<&Notification> for DeliveryView {
             id: n.id,
             event: n.event.as_str().to_owned(),
             video: n.video,
+            job: n.job,
             status: n.status,
             attempts: n.attempts,
             last_status_code: n.last_status_code,

@@ -213,6 +213,7 @@ pub(super) fn notification(row: &PgRow) -> PortResult<Notification> {
         id: NotificationId::from_uuid(get(row, "id")?),
         owner: UserId::from_uuid(get(row, "owner")?),
         video,
+        job: get::<Option<Uuid>>(row, "job")?.map(JobId::from_uuid),
         cycle: u32_col(row, "cycle")?,
         event: EventType::parse(&event).ok_or_else(|| corrupt("event", &event))?,
         channel,

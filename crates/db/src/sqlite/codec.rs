@@ -236,6 +236,7 @@ pub(super) fn notification(row: &SqliteRow) -> PortResult<Notification> {
         id: NotificationId::from_uuid(uuid(row, "id")?),
         owner: UserId::from_uuid(uuid(row, "owner")?),
         video,
+        job: opt_uuid(row, "job")?.map(JobId::from_uuid),
         cycle: u32_col(row, "cycle")?,
         event: EventType::parse(&event).ok_or_else(|| corrupt("event", &event))?,
         channel,

@@ -20,6 +20,7 @@ pub fn notification(event: EventType, to: &str, payload: Value) -> Notification 
         id: NotificationId::new(),
         owner: UserId::new(),
         video: VideoId::new(),
+        job: None,
         cycle: 0,
         event,
         channel: Channel::Email { to: to.to_owned() },

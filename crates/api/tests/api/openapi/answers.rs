@@ -216,6 +216,11 @@ async fn real_answers_are_documented_and_match_their_schemas() {
         ["job.succeeded"],
         "the job's outcome, announced once"
     );
+    assert_eq!(
+        deliveries[0]["job"],
+        job_id.to_string(),
+        "the delivery names its job"
+    );
     user.call(S::NO_CONTENT, &format!("DELETE {job}"), None)
         .await;
     user.call(S::NOT_FOUND, &format!("GET {job}"), None).await;
