@@ -141,3 +141,18 @@ pub(crate) fn waiting_for<'a, Id>(
     }
     Ok(found)
 }
+
+/// Whether a job may be deleted: not while a step runs (its worker would store artefacts into a
+/// folder already removed). Checked under the job's lock, so a worker cannot start it meanwhile.
+pub(crate) fn deletable(job: &vidsnap_domain::Job) -> vidsnap_domain::PortResult<()> {
+    if job
+        .steps
+        .iter()
+        .any(|s| s.status == vidsnap_domain::StepStatus::Running)
+    {
+        return Err(vidsnap_domain::PortError::Refused(
+            "the job is running: cancel it first".to_owned(),
+        ));
+    }
+    Ok(())
+}

@@ -153,6 +153,7 @@ pub trait Jobs: Send + Sync {
     /// the one for a dead worker's step takes it over.
     async fn overdue_tasks(&self, before: DateTime<Utc>, limit: u32) -> PortResult<Vec<Task>>;
     /// Deletes the job, its steps and events (its blobs are the caller's); returns it.
+    /// `Refused` while a step runs (checked under the job's lock).
     async fn delete_job(&self, owner: UserId, id: JobId) -> PortResult<Job>;
 }
 

@@ -470,12 +470,6 @@ async fn remove(
             "this job processes a video of /v1/videos: delete the video",
         ));
     }
-    if !job.status.is_terminal() && job.steps.iter().any(|s| s.status == StepStatus::Running) {
-        return Err(ApiError::conflict(
-            "invalid-state",
-            "the job is running: cancel it first",
-        ));
-    }
     let job = state
         .repo
         .delete_job(caller.user, job.id)

@@ -990,6 +990,19 @@ pub async fn deleting_a_job_takes_its_steps_and_events(repo: &dyn Repository) {
     let job = apply(repo, job.id, start(&job, "probe", "w1")).await.job;
     let job = apply(repo, job.id, finish(&job, "probe", ok())).await.job;
     let kept = uploaded_job(repo, alice.id, one_step()).await;
+    // A running job is not deleted: its worker would store into a folder already gone.
+    let running = uploaded_job(repo, alice.id, one_step()).await;
+    let running = apply(repo, running.id, start(&running, "probe", "w2"))
+        .await
+        .job;
+    assert!(
+        matches!(
+            repo.delete_job(alice.id, running.id).await,
+            Err(PortError::Refused(_))
+        ),
+        "a running job"
+    );
+    apply(repo, running.id, Change::Cancel).await;
 
     assert_not_found(repo.delete_job(bob.id, job.id).await, "bob deletes alice's");
     assert_eq!(repo.delete_job(alice.id, job.id).await.unwrap(), job);

@@ -426,7 +426,10 @@ pub(super) async fn overdue_tasks(
 /// lock makes a change in progress finish first.
 pub(super) async fn delete_job(store: &PgStore, owner: UserId, id: JobId) -> PortResult<Job> {
     let mut tx = store.pool.begin().await.map_err(port_error)?;
-    let job = match load(&mut tx, Some(owner), id, true).await {
+    let job = match load(&mut tx, Some(owner), id, true).await.and_then(|job| {
+        jobs::deletable(&job)?;
+        Ok(job)
+    }) {
         Ok(job) => job,
         Err(error) => {
             let _ = tx.rollback().await;

@@ -424,6 +424,7 @@ pub(super) async fn overdue_tasks(
 pub(super) async fn delete_job(store: &SqliteStore, owner: UserId, id: JobId) -> PortResult<Job> {
     let mut tx = store.write().await?;
     let job = load(&mut tx, Some(owner), id).await?;
+    jobs::deletable(&job)?;
     sqlx::query("DELETE FROM jobs WHERE id = ?")
         .bind(id.to_string())
         .execute(&mut *tx)
