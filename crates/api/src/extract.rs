@@ -15,7 +15,7 @@ use crate::ApiError;
 
 /// A JSON body: 415 `unsupported-media-type` without `Content-Type: application/json`,
 /// 400 `invalid-json` when it does not parse, 422 `validation-failed` when it has the wrong shape
-/// (unknown or missing fields, wrong types).
+/// (unknown or missing fields, wrong types), 413 `payload-too-large` past axum's body limit.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -38,6 +38,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "validation-failed",
                     e.body_text(),
+                ),
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "the JSON body is larger than the API accepts (2 MiB)",
                 ),
                 other => ApiError::new(
                     StatusCode::BAD_REQUEST,

@@ -377,7 +377,7 @@ pub(crate) struct ErrorBody {
 pub(crate) struct ErrorDetail {
     /// Stable and kebab-case: match on it. `not-found`, `unauthorized`, `validation-failed`,
     /// `conflict`, `invalid-state`, `email-taken`, `upload-missing`, `internal`, `unavailable`,
-    /// `locked`; the tus routes (`/v1/uploads`) add `unsupported-version`, `invalid-header`,
+    /// `locked`, `invalid-cursor`, `payload-too-large`; the tus routes (`/v1/uploads`) add `unsupported-version`, `invalid-header`,
     /// `offset-mismatch`, `checksum-mismatch`, `upload-expired`, `upload-taken-over`,
     /// `too-large`, `incomplete-body`, `unsupported-media-type`; the blob routes add `invalid-key`, `signature-mismatch`, `url-expired`,
     /// `too-large`, `incomplete-body`.

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     body::Body,
-    extract::{Path, Query, State},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::put,
@@ -158,6 +158,16 @@ fn refuse(status: StatusCode, code: &'static str, message: &'static str) -> Refu
     }
 }
 
+/// A URL without a well-formed `expires` and `signature`: refused as S3 refuses an unsigned
+/// request, in the API's error format (not axum's plain-text query rejection).
+fn unsigned() -> Refused {
+    refuse(
+        StatusCode::FORBIDDEN,
+        "signature-mismatch",
+        "the URL is not signed: use the URL the API handed out, whole",
+    )
+}
+
 fn check(routes: &BlobRoutes, method: &str, key: &str, signed: &Signed) -> Result<(), Refused> {
     key::check(key)
         .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid-key", "invalid blob key"))?;
@@ -186,10 +196,17 @@ async fn discard_small_body(body: Body) {
 async fn upload(
     State(routes): State<BlobRoutes>,
     Path(key): Path<String>,
-    Query(signed): Query<Signed>,
+    signed: Result<Query<Signed>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let signed = match signed {
+        Ok(Query(signed)) => signed,
+        Err(_) => {
+            discard_small_body(body).await;
+            return unsigned().into_response();
+        }
+    };
     if let Err(refused) = check(&routes, "PUT", &key, &signed) {
         discard_small_body(body).await;
         return refused.into_response();
@@ -274,8 +291,11 @@ async fn write_body(routes: &BlobRoutes, key: &str, body: Body) -> Result<u64, R
 async fn download(
     State(routes): State<BlobRoutes>,
     Path(key): Path<String>,
-    Query(signed): Query<Signed>,
+    signed: Result<Query<Signed>, QueryRejection>,
 ) -> Response {
+    let Ok(Query(signed)) = signed else {
+        return unsigned().into_response();
+    };
     if let Err(refused) = check(&routes, "GET", &key, &signed) {
         return refused.into_response();
     }

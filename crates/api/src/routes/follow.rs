@@ -97,14 +97,24 @@ where
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-/// A listing's `status` (one of `all`, by name) and `limit` (1 to 100, default 20), or the
-/// 422 naming the one that is wrong.
+/// A listing's `status` (one of `all`, by name), `cursor` (a `next_cursor` given before: an id)
+/// and `limit` (1 to 100, default 20), or the answer naming the one that is wrong.
 pub(crate) fn listing<S: Copy>(
     status: Option<&str>,
+    cursor: Option<&str>,
     limit: Option<u32>,
     all: &[S],
     name: fn(S) -> &'static str,
 ) -> ApiResult<(Option<S>, u32)> {
+    if let Some(cursor) = cursor
+        && uuid::Uuid::parse_str(cursor).is_err()
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid-cursor",
+            "cursor must be a next_cursor this listing gave",
+        ));
+    }
     let status =
         match status {
             None => None,

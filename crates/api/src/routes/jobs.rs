@@ -380,6 +380,7 @@ pub struct ListQuery {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "A page of jobs.", body = JobList),
+        (status = 400, description = "A cursor this listing did not give (`invalid-cursor`).", body = ErrorBody),
         (status = 422, description = "An unknown status, or a limit out of range (`validation-failed`).", body = ErrorBody),
     ),
 )]
@@ -390,6 +391,7 @@ async fn list(
 ) -> ApiResult<Json<JobList>> {
     let (status, limit) = listing(
         query.status.as_deref(),
+        query.cursor.as_deref(),
         query.limit,
         &JobStatus::ALL,
         JobStatus::as_str,

@@ -486,6 +486,7 @@ pub struct ListQuery {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "A page of videos.", body = VideoList),
+        (status = 400, description = "A cursor this listing did not give (`invalid-cursor`).", body = ErrorBody),
         (status = 422, description = "An unknown status, or a limit out of range (`validation-failed`).", body = ErrorBody),
     ),
 )]
@@ -496,6 +497,7 @@ async fn list(
 ) -> ApiResult<Json<VideoList>> {
     let (status, limit) = listing(
         query.status.as_deref(),
+        query.cursor.as_deref(),
         query.limit,
         &VideoStatus::ALL,
         VideoStatus::as_str,

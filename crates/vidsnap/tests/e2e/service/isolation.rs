@@ -94,7 +94,17 @@ async fn tampered_and_expired_signed_urls_are_refused() {
             &format!("expires={}", expires + 3600),
         )
     };
-    for tampered in [other_key, flipped, later] {
+    // And one without its signature (or expiry) at all: the same JSON 403, not a plain-text 400.
+    let unsigned = url.split('?').next().unwrap().to_owned();
+    let no_expiry = {
+        let (base, query) = url.split_once('?').unwrap();
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|part| !part.starts_with("expires="))
+            .collect();
+        format!("{base}?{}", kept.join("&"))
+    };
+    for tampered in [other_key, flipped, later, unsigned, no_expiry] {
         let response = app
             .http
             .put(&tampered)
@@ -103,7 +113,29 @@ async fn tampered_and_expired_signed_urls_are_refused() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{tampered}");
+        let error: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert!(error["error"]["code"].is_string(), "{tampered}: {error}");
     }
+    // Listings refuse a cursor they did not give; the API refuses a body over its limit.
+    for path in ["/v1/videos?cursor=garbage", "/v1/jobs?cursor=garbage"] {
+        let (status, answer) = app
+            .call(reqwest::Method::GET, path, Some(&token), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid-cursor");
+    }
+    let huge = serde_json::json!({"file_name": "a.mp4", "pad": "x".repeat(3 << 20)});
+    let (status, answer) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/videos",
+            Some(&token),
+            Some(huge),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(answer["error"]["code"], "payload-too-large");
     assert_eq!(app.video(&token, id).await["status"], "awaiting_upload");
 
     // The genuine URL works; its download links expire after a second.
