@@ -130,3 +130,58 @@ async fn a_step_whose_worker_died_is_swept_for_takeover() {
         "the running run, for the next worker to take over"
     );
 }
+
+/// Two upload notifications at once (the client's `POST …/uploaded` and the S3 event, or moto's
+/// two events for one multipart upload): one starts the job, the other changes nothing.
+async fn racing_notifications_start_the_job_once(repo: &Arc<dyn Repository>, jobs: &JobService) {
+    let user = contract::user(&format!("{}@example.com", JobId::new()));
+    repo.create_user(&user).await.unwrap();
+    let mut video = contract::video(user.id, "clip.mp4");
+    video.job = Some(JobId::new());
+    repo.create_video(&video).await.unwrap();
+    jobs.create_for_video(video.job.unwrap(), &video)
+        .await
+        .unwrap();
+    let (one, other) = tokio::join!(
+        jobs.uploaded(&video, Some(10)),
+        jobs.uploaded(&video, Some(10))
+    );
+    let mut outcomes = [one.unwrap().outcome, other.unwrap().outcome];
+    outcomes.sort_by_key(|o| *o == UploadOutcome::Duplicate);
+    assert_eq!(outcomes, [UploadOutcome::Queued, UploadOutcome::Duplicate]);
+    let ready = repo
+        .job_events(video.job.unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.status == StepStatus::Ready)
+        .count();
+    assert_eq!(ready, 1, "the step was made ready once");
+    let history = repo.history(video.id).await.unwrap();
+    let queued = history
+        .iter()
+        .filter(|h| h.status.as_str() == "queued")
+        .count();
+    assert_eq!(queued, 1, "{history:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_notifications_on_sqlite() {
+    let s = scratch().await;
+    let repo: Arc<dyn Repository> = s.store.clone();
+    for _ in 0..5 {
+        racing_notifications_start_the_job_once(&repo, &s.jobs).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_notifications_on_postgres() {
+    let db = vidsnap_db::testing::ScratchDatabase::create("vidsnap_jobs").await;
+    let store = vidsnap_db::PgStore::connect(db.url()).await.unwrap();
+    let repo: Arc<dyn Repository> = Arc::new(store.clone());
+    let queue: Arc<dyn JobQueue> = Arc::new(store);
+    let jobs = JobService::new(repo.clone(), queue, 3, Arc::new(Silent));
+    for _ in 0..5 {
+        racing_notifications_start_the_job_once(&repo, &jobs).await;
+    }
+}
