@@ -137,6 +137,13 @@ pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
                     )
                     .into()
                 });
+                answers.entry("413".into()).or_insert_with(|| {
+                    error(
+                        "The JSON body is larger than 2 MiB (`payload-too-large`).",
+                        "payload-too-large",
+                    )
+                    .into()
+                });
                 answers.entry("415".into()).or_insert_with(|| {
                     error(
                         "The body is not sent as `application/json` (`unsupported-media-type`).",
@@ -317,6 +324,21 @@ fn add_blob_paths(api: &mut openapi::OpenApi) {
             bad_key(", or the upload was interrupted (`incomplete-body`)"),
         )
         .response("403", refused())
+        .response(
+            "404",
+            error(
+                "The video was deleted after its URL was handed out (`not-found`); nothing is \
+                 written.",
+                "not-found",
+            ),
+        )
+        .response(
+            "409",
+            error(
+                "The video's upload has arrived already (`invalid-state`); nothing is written.",
+                "invalid-state",
+            ),
+        )
         .response(
             "413",
             error(

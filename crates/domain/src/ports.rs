@@ -469,6 +469,14 @@ pub enum UploadOutcome {
 #[async_trait]
 pub trait UploadListener: Send + Sync {
     async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome>;
+
+    /// Whether bytes for `key` are still wanted, asked before a byte of a presigned PUT is
+    /// written: `NotFound` when the video is gone (deleted after its URL was handed out),
+    /// `Refused` when its upload already arrived (a second PUT would replace a source its
+    /// outputs describe). A key that is not a video's upload is not the listener's to refuse.
+    async fn expects(&self, _key: &str) -> PortResult<()> {
+        Ok(())
+    }
 }
 
 /// How a client's direct multipart upload started: the id to name it by and the size of its

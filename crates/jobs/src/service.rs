@@ -464,10 +464,32 @@ fn frames_doc(options: &VideoOptions) -> RecipeDoc {
 impl UploadListener for JobService {
     /// Keys are `{user}/{video}/{file_name}`; anything else is not an upload of ours.
     async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome> {
+        let Some(video) = self.video_of(key).await? else {
+            return Ok(UploadOutcome::NotAnUpload);
+        };
+        Ok(JobService::uploaded(self, &video, Some(size))
+            .await?
+            .outcome)
+    }
+
+    async fn expects(&self, key: &str) -> PortResult<()> {
+        match self.video_of(key).await? {
+            Some(video) if is_uploaded(&video) => Err(PortError::Refused(
+                "this video's upload has arrived already: create another video".to_owned(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl JobService {
+    /// The video whose upload `key` is; `None` for another blob beside a known video (an
+    /// output) or a staged piece; `NotFound` when no known video has that key.
+    async fn video_of(&self, key: &str) -> PortResult<Option<Video>> {
         // Resumable uploads stage pieces under `.uploads/{upload}/` (vidsnap-storage's S3
         // staging writes an object per piece): their events are not uploads, nor unknown keys.
         if key.starts_with(".uploads/") {
-            return Ok(UploadOutcome::NotAnUpload);
+            return Ok(None);
         }
         let mut parts = key.splitn(3, '/');
         let (Some(_user), Some(video), Some(file)) = (parts.next(), parts.next(), parts.next())
@@ -480,10 +502,8 @@ impl UploadListener for JobService {
             return Err(PortError::NotFound);
         }
         if video.source_key() != key {
-            return Ok(UploadOutcome::NotAnUpload);
+            return Ok(None);
         }
-        Ok(JobService::uploaded(self, &video, Some(size))
-            .await?
-            .outcome)
+        Ok(Some(video))
     }
 }

@@ -211,6 +211,39 @@ async fn upload(
         discard_small_body(body).await;
         return refused.into_response();
     }
+    // Before a byte is written: a deleted video's URL, or one whose upload already came, writes
+    // nothing (the URL outlives both).
+    match routes.listener.expects(&key).await {
+        Ok(()) => {}
+        Err(PortError::NotFound) => {
+            discard_small_body(body).await;
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no video waits for this upload (it was deleted)",
+            )
+            .into_response();
+        }
+        Err(PortError::Refused(_)) => {
+            discard_small_body(body).await;
+            return refuse(
+                StatusCode::CONFLICT,
+                "invalid-state",
+                "this video's upload has arrived already",
+            )
+            .into_response();
+        }
+        Err(e) => {
+            tracing::error!(%key, error = %e, "upload listener failed");
+            discard_small_body(body).await;
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try the upload again",
+            )
+            .into_response();
+        }
+    }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -99,6 +99,12 @@ async fn real_answers_are_documented_and_match_their_schemas() {
     let options = json!({"every": "2s", "mode": "keyframe", "format": "png"});
     let new = json!({"file_name": "clip.mp4", "size": 11, "options": options});
     let made = user.call(S::CREATED, "POST /v1/videos", Some(new)).await;
+    // A JSON body past the limit: 413 with its code, as documented.
+    let huge = json!({"file_name": "a.mp4", "pad": "x".repeat(3 << 20)});
+    let refused = user
+        .call(S::PAYLOAD_TOO_LARGE, "POST /v1/videos", Some(huge))
+        .await;
+    assert_eq!(refused["error"]["code"], "payload-too-large");
     // A video may run a recipe of its own, or be stored for later jobs.
     let own = json!({"file_name": "own.mp4", "recipe_name": "thumbnail", "params": {"at": 2}});
     let own = user.call(S::CREATED, "POST /v1/videos", Some(own)).await;
