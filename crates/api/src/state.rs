@@ -22,6 +22,8 @@ pub struct ApiSettings {
     /// How long a presigned download URL stays valid.
     pub download_url_seconds: u64,
     pub password_cost: PasswordCost,
+    /// Failed logins allowed per account and per client address per window.
+    pub login_limits: crate::auth::throttle::LoginLimits,
     /// Access token lifetime.
     pub access_token_seconds: u64,
     /// Refresh token lifetime.
@@ -38,6 +40,7 @@ impl Default for ApiSettings {
             upload_url_seconds: 3600,
             download_url_seconds: 3600,
             password_cost: PasswordCost::default(),
+            login_limits: crate::auth::throttle::LoginLimits::default(),
             access_token_seconds: 900,
             refresh_token_seconds: 30 * 24 * 3600,
             cors_origins: Vec::new(),
@@ -109,7 +112,7 @@ impl std::fmt::Debug for ReadinessChecks {
 
 /// Shared by all handlers; cheap to clone.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<Shared>, Arc<crate::auth::throttle::LoginThrottle>);
 
 pub struct Shared {
     pub repo: Arc<dyn Repository>,
@@ -155,7 +158,13 @@ impl std::fmt::Debug for Shared {
 
 impl AppState {
     pub fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
+        let throttle = crate::auth::throttle::LoginThrottle::new(shared.settings.login_limits);
+        Self(Arc::new(shared), Arc::new(throttle))
+    }
+
+    /// This process's failed-login counts.
+    pub(crate) fn login_throttle(&self) -> &crate::auth::throttle::LoginThrottle {
+        &self.1
     }
 }
 

@@ -277,6 +277,7 @@ mod tests {
         assert_eq!(config.worker.max_attempts, defaults.worker.max_attempts);
         assert_eq!(config.notifications, defaults.notifications);
         assert_eq!(config.uploads, defaults.uploads);
+        assert_eq!(config.api.login_limits, defaults.api.login_limits);
         assert_eq!(
             config.scheduler.cleanup_seconds,
             defaults.scheduler.cleanup_seconds

@@ -214,6 +214,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     tasks.close();
     let server_shutdown = shutdown.clone();
+    // The client's address reaches handlers (the login throttle counts failures per address).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         server_shutdown.cancelled().await;
     });

@@ -9,6 +9,7 @@
 
 pub mod oidc;
 pub mod passwords;
+pub mod throttle;
 pub mod tokens;
 
 use async_trait::async_trait;

@@ -4,6 +4,7 @@ use axum::{
     Json,
     extract::{Path, State},
     http::StatusCode,
+    response::IntoResponse,
 };
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -173,18 +174,29 @@ async fn register(
     responses(
         (status = 200, description = "A new token pair.", body = Tokens),
         (status = 401, description = "Wrong e-mail or password (`unauthorized`).", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this account or address (`too-many-attempts`); `Retry-After` says when to try again.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until logins are accepted again."))),
     ),
 )]
 async fn login(
     State(state): State<AppState>,
+    address: ClientAddress,
     ApiJson(credentials): ApiJson<Credentials>,
-) -> ApiResult<Json<Tokens>> {
-    let refused = || ApiError::unauthorized("wrong e-mail or password");
+) -> Result<Json<Tokens>, axum::response::Response> {
     let email = credentials.email.trim().to_lowercase();
+    let throttle = state.login_throttle();
+    let now = std::time::Instant::now();
+    if let Err(wait) = throttle.check(&email, address.0, now) {
+        return Err(too_many_attempts(wait));
+    }
+    let refused = || {
+        throttle.failed(&email, address.0, now);
+        ApiError::unauthorized("wrong e-mail or password").into_response()
+    };
     let user = match state.repo.user_by_email(&email).await {
         Ok(user) => user,
         Err(PortError::NotFound) => return Err(refused()),
-        Err(e) => return Err(ApiError::from_port(e, "user")),
+        Err(e) => return Err(ApiError::from_port(e, "user").into_response()),
     };
     let Some(hash) = user.password_hash.clone() else {
         return Err(refused());
@@ -192,7 +204,48 @@ async fn login(
     if !passwords::verify(credentials.password, hash).await {
         return Err(refused());
     }
-    Ok(Json(issue(&state, &user).await?))
+    throttle.succeeded(&email);
+    Ok(Json(
+        issue(&state, &user)
+            .await
+            .map_err(IntoResponse::into_response)?,
+    ))
+}
+
+/// 429 `too-many-attempts` with `Retry-After` in whole seconds.
+fn too_many_attempts(wait: std::time::Duration) -> axum::response::Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-attempts",
+        format!("too many failed logins: try again in {seconds} s"),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(seconds),
+    );
+    response
+}
+
+/// The client's address, when the server knows it (`into_make_service_with_connect_info`).
+#[derive(Debug, Clone, Copy)]
+struct ClientAddress(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -229,3 +229,57 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_throttled_per_account() {
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(
+        data.path(),
+        &[("VIDSNAP_API__LOGIN_LIMITS__PER_ACCOUNT", "3".into())],
+    )
+    .await;
+    app.register("ana@example.com").await;
+    app.register("bob@example.com").await;
+    let login =
+        |email: &str, password: &str| serde_json::json!({"email": email, "password": password});
+    for _ in 0..3 {
+        let (status, _) = app
+            .call(
+                reqwest::Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(login("ana@example.com", "guess")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Past the limit even the right password waits: a guesser learns nothing.
+    let response = app
+        .http
+        .post(format!("{}/v1/auth/login", app.url))
+        .header("content-type", "application/json")
+        .body(login("ana@example.com", "correct horse battery").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let error: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(error["error"]["code"], "too-many-attempts");
+    // Another account is not affected.
+    let (status, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(login("bob@example.com", "correct horse battery")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
