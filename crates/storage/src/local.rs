@@ -45,6 +45,40 @@ impl LocalStore {
         self.root.join(key)
     }
 
+    /// Removes the temporary files of writes that never finished (a process killed mid-PUT
+    /// leaves `.upload-*.partial` beside the blob it was writing) that nothing has touched for
+    /// `idle`: a write in progress touches its file all the time. Returns how many it removed.
+    pub fn sweep_partials(&self, idle: std::time::Duration) -> std::io::Result<u64> {
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        let mut folders = vec![self.root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder)?.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if !(name.starts_with(".upload-") && name.ends_with(".partial")) {
+                    continue;
+                }
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|at| now.duration_since(at).unwrap_or_default() >= idle);
+                if stale && std::fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// A temporary file beside `key`'s destination, and that destination.
     pub(crate) fn temp_for(&self, key: &str) -> PortResult<(NamedTempFile, PathBuf)> {
         key::check(key)?;
@@ -119,5 +153,39 @@ impl BlobStore for LocalStore {
     async fn presign_get(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest> {
         key::check(key)?;
         Ok(self.signer.sign("GET", key, expires))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn stale_partial_writes_are_swept_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store =
+            LocalStore::open(dir.path(), UrlSigner::new(vec![1; 32], "http://x")).expect("a store");
+        let folder = dir.path().join("user/video");
+        std::fs::create_dir_all(&folder).expect("a folder");
+        let stale = folder.join(".upload-abc.partial");
+        let fresh = folder.join(".upload-def.partial");
+        let blob = folder.join("clip.mp4");
+        for path in [&stale, &fresh, &blob] {
+            std::fs::write(path, b"bytes").expect("a file");
+        }
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for path in [&stale, &blob] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_modified(hour_ago))
+                .expect("an old file");
+        }
+        assert_eq!(store.sweep_partials(Duration::from_secs(600)).ok(), Some(1));
+        assert!(!stale.exists());
+        assert!(fresh.exists(), "a write in progress");
+        assert!(blob.exists(), "a blob is never swept");
     }
 }

@@ -293,6 +293,13 @@ fn open_storage(
             let root = root.clone().unwrap_or_else(|| data_dir.join("blobs"));
             let store =
                 Arc::new(LocalStore::open(root, signer.clone()).context("opening blob storage")?);
+            // A process killed mid-PUT left its temporary file beside the blob: untouched for
+            // ten minutes, no write is still going on.
+            match store.sweep_partials(Duration::from_secs(600)) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed unfinished uploads' partial files"),
+                Err(e) => tracing::warn!(error = %e, "sweeping partial files failed"),
+            }
             let staging = LocalStaging::new(&store).context("opening the upload staging folder")?;
             Storage {
                 blobs: store.clone(),
