@@ -19,7 +19,6 @@ use chrono::Utc;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use vidsnap_domain::{
     Artefact, Change, ErrorCode, Failure, InputRef, Job, JobId, JobInput, JobStatus, RecipeDoc,
@@ -366,6 +365,7 @@ async fn publish(
     }
     let mut artefacts = Vec::new();
     for item in output.produced {
+        let (bytes, sha256) = item.digest().await?;
         let target = staging.join(&item.file_name);
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -373,13 +373,12 @@ async fn publish(
         if tokio::fs::rename(&item.path, &target).await.is_err() {
             tokio::fs::copy(&item.path, &target).await?;
         }
-        let bytes = tokio::fs::read(&target).await?;
         artefacts.push(Artefact {
             name: item.name,
             key: format!("{step}/{}", item.file_name),
             content_type: item.content_type,
-            bytes: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            bytes,
+            sha256,
         });
     }
     tokio::fs::create_dir_all(&staging).await?;

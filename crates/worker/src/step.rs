@@ -13,8 +13,6 @@ use std::{
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use vidsnap_domain::{
     Artefact, Change, ErrorCode, Failure, InputRef, Job, Lease, Operation, PortError, StepOutcome,
@@ -301,7 +299,7 @@ impl Worker {
         let mut artefacts = Vec::with_capacity(produced.len());
         for item in produced {
             let key = format!("{prefix}{}", item.file_name);
-            let sha256 = digest(&item.path).await.map_err(|e| {
+            let (_, sha256) = item.digest().await.map_err(|e| {
                 Failed::retry(
                     ErrorCode::OutputFailed,
                     format!("reading {}: {e}", item.name),
@@ -410,19 +408,5 @@ impl Failed {
             failure: Failure { code, message },
             retry,
         }
-    }
-}
-
-/// Hex SHA-256 of a file, read in blocks.
-async fn digest(path: &Path) -> std::io::Result<String> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        let n = file.read(&mut buffer).await?;
-        if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
-        }
-        hasher.update(&buffer[..n]);
     }
 }

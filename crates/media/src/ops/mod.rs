@@ -46,6 +46,28 @@ pub struct Produced {
     pub content_type: String,
 }
 
+impl Produced {
+    /// Its size and hex SHA-256, read in blocks (an artefact may be gigabytes): what the worker
+    /// and `vidsnap run` record of each artefact.
+    pub async fn digest(&self) -> std::io::Result<(u64, String)> {
+        use sha2::{Digest, Sha256};
+        use tokio::io::AsyncReadExt;
+
+        let mut file = tokio::fs::File::open(&self.path).await?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0; 256 * 1024];
+        let mut bytes = 0u64;
+        loop {
+            let n = file.read(&mut buffer).await?;
+            if n == 0 {
+                return Ok((bytes, hex::encode(hasher.finalize())));
+            }
+            bytes += n as u64;
+            hasher.update(&buffer[..n]);
+        }
+    }
+}
+
 /// What an operation made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpOutput {
