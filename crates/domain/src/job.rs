@@ -13,166 +13,22 @@
 //! input can never succeed. The steps downstream of a `failed` or `dead` step are `skipped`; a
 //! cancel makes every unfinished step `cancelled`. `failed`, `dead` and `cancelled` steps can
 //! be re-run (with everything downstream of them).
+//!
+//! `status.rs` holds the two status enums and the table of step transitions; `mirror.rs` how a
+//! `/v1/videos` job's changes become its video's status changes.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use self::mirror::{Gate, video_failure};
+pub use self::status::{JobStatus, StepStatus};
 use crate::{
-    ErrorCode, Failure, JobId, Outputs, Transition, UserId, VideoId, VideoStatus,
+    ErrorCode, Failure, JobId, Transition, UserId, VideoId, VideoStatus,
     ops::Operation,
     recipe::{InputRef, Recipe},
 };
-
-/// Where a step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepStatus {
-    Waiting,
-    Ready,
-    Running,
-    Succeeded,
-    /// The input can never succeed with these options (bad input): not retried.
-    Failed,
-    /// Every attempt failed on a transient problem.
-    Dead,
-    /// An upstream step failed or died: never ran.
-    Skipped,
-    Cancelled,
-}
-
-impl StepStatus {
-    pub const ALL: [StepStatus; 8] = [
-        Self::Waiting,
-        Self::Ready,
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Dead,
-        Self::Skipped,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Waiting => "waiting",
-            Self::Ready => "ready",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Dead => "dead",
-            Self::Skipped => "skipped",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Nothing more happens to the step unless a user re-runs it.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::Dead | Self::Skipped | Self::Cancelled
-        )
-    }
-
-    /// The one table of allowed step transitions.
-    pub fn can_become(self, next: StepStatus) -> bool {
-        use StepStatus::*;
-        matches!(
-            (self, next),
-            (Waiting, Ready)
-                | (Waiting, Skipped)
-                | (Waiting, Cancelled)
-                | (Ready, Running)
-                | (Ready, Cancelled)
-                // A transient failure with attempts left, or a worker handing it back.
-                | (Running, Ready)
-                | (Running, Succeeded)
-                | (Running, Failed)
-                | (Running, Dead)
-                | (Running, Cancelled)
-                // A worker died holding it and the next one gave up for good.
-                | (Ready, Dead)
-                // Re-runs: the step itself, and what is downstream of it.
-                | (Failed, Ready)
-                | (Dead, Ready)
-                | (Cancelled, Ready)
-                | (Failed, Waiting)
-                | (Dead, Waiting)
-                | (Cancelled, Waiting)
-                | (Skipped, Waiting)
-                | (Succeeded, Waiting)
-        )
-    }
-}
-
-impl std::fmt::Display for StepStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a job is, derived from its steps ([`Job::derive_status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// An input video has not been uploaded yet.
-    Waiting,
-    /// Steps are ready; none has started.
-    Queued,
-    Running,
-    Succeeded,
-    /// A step failed on input that can never succeed.
-    Failed,
-    /// A step ran out of attempts.
-    Dead,
-    Cancelled,
-}
-
-impl JobStatus {
-    pub const ALL: [JobStatus; 7] = [
-        Self::Waiting,
-        Self::Queued,
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Dead,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Waiting => "waiting",
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Dead => "dead",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::Dead | Self::Cancelled
-        )
-    }
-}
-
-impl std::fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A stored output of a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,23 +214,6 @@ pub struct Applied {
     pub video: Vec<Transition>,
     /// The mirror's candidates, each kept only if its condition holds once the change is done.
     mirror: Vec<(Gate, Transition)>,
-}
-
-/// When a video transition mirrors a job's change. A video has one status for the whole job, so
-/// with several steps it follows the job, not each step: `processing` while any runs, back to
-/// `queued` only when none does, terminal only when the job is.
-#[derive(Debug, Clone, PartialEq)]
-enum Gate {
-    Always,
-    /// No step other than this one is running.
-    NoOtherRunning(String),
-    /// The job is now terminal (a failure's `failed` -> `dead`).
-    JobTerminal,
-    /// The job now succeeded (outputs are filled in from every step's artefacts).
-    JobSucceeded,
-    /// A step is ready or running (a re-run whose input is not uploaded leaves the video as it
-    /// is: it is queued when the upload comes).
-    SomethingReady,
 }
 
 /// Why a user's change was refused.
@@ -676,99 +515,6 @@ impl Job {
         Ok(applied)
     }
 
-    /// Keeps the mirror's candidates whose condition holds now, and adds the terminal change a
-    /// job reached through another step (one failed earlier, the last one just ended) or a
-    /// cancel.
-    fn mirror_video(&self, applied: &mut Applied) {
-        let running_besides = |step: &str| {
-            self.steps
-                .iter()
-                .any(|s| s.name != step && s.status == StepStatus::Running)
-        };
-        let mut terminal_mirrored = false;
-        for (gate, mut transition) in std::mem::take(&mut applied.mirror) {
-            let keep = match &gate {
-                Gate::Always => true,
-                Gate::NoOtherRunning(step) => !running_besides(step),
-                Gate::JobTerminal => self.status.is_terminal(),
-                Gate::JobSucceeded => self.status == JobStatus::Succeeded,
-                Gate::SomethingReady => self
-                    .steps
-                    .iter()
-                    .any(|s| matches!(s.status, StepStatus::Ready | StepStatus::Running)),
-            };
-            if !keep {
-                continue;
-            }
-            if gate == Gate::JobSucceeded {
-                transition.outputs = self.video_outputs();
-                transition.probe = self
-                    .steps
-                    .iter()
-                    .filter_map(|s| s.result.as_ref()?.get("probe").cloned())
-                    .next();
-            }
-            terminal_mirrored |= matches!(gate, Gate::JobTerminal | Gate::JobSucceeded);
-            applied.video.push(transition);
-        }
-        if let Some(status) = applied.finished
-            && !terminal_mirrored
-        {
-            let failure = match status {
-                JobStatus::Cancelled => Some((
-                    Failure {
-                        code: ErrorCode::Interrupted,
-                        message: "the job was cancelled".to_owned(),
-                    },
-                    "cancelled".to_owned(),
-                )),
-                JobStatus::Failed | JobStatus::Dead => self
-                    .steps
-                    .iter()
-                    .filter(|s| matches!(s.status, StepStatus::Failed | StepStatus::Dead))
-                    .find_map(|s| s.last_error.clone())
-                    .map(|failure| {
-                        let reason = if status == JobStatus::Failed {
-                            format!("{} cannot succeed on another attempt", failure.code)
-                        } else {
-                            "no attempts left".to_owned()
-                        };
-                        (failure, reason)
-                    }),
-                _ => None,
-            };
-            if let Some((failure, reason)) = failure {
-                let mut failed = Transition::to(VideoStatus::Failed).reason(failure.code.as_str());
-                failed.error = Some(Some(failure.clone()));
-                applied.video.push(failed);
-                // Carries the error too: a video cancelled while queued goes straight to dead.
-                let mut dead = Transition::to(VideoStatus::Dead).reason(reason);
-                dead.error = Some(Some(failure));
-                applied.video.push(dead);
-            }
-        }
-    }
-
-    /// The `/v1/videos` outputs: the zip and thumbnail of the job's frames step.
-    fn video_outputs(&self) -> Option<Outputs> {
-        self.steps.iter().find_map(|step| {
-            let zip = step.artefacts.iter().find(|a| a.name == "zip")?;
-            let thumbnail = step.artefacts.iter().find(|a| a.name == "thumbnail")?;
-            let frames = step
-                .result
-                .as_ref()
-                .and_then(|r| r.get("frames"))
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0) as usize;
-            Some(Outputs {
-                zip_key: zip.key.clone(),
-                zip_bytes: zip.bytes,
-                thumbnail_key: thumbnail.key.clone(),
-                frames,
-            })
-        })
-    }
-
     /// The step `name` if it is running attempt `attempt`; else why the report is stale.
     fn running(&self, name: &str, attempt: u32) -> Result<usize, String> {
         let i = self
@@ -849,7 +595,8 @@ impl Job {
                 self.set(i, StepStatus::Dead, now, Some("no attempts left"), applied);
                 self.steps[i].finished_at = Some(now);
                 self.steps[i].lease_until = None;
-                self.after_failure(now, applied);
+                // What can no longer run is skipped.
+                self.advance(now, applied);
                 applied.verdict = Verdict::Stale {
                     why: "no attempts left after an interrupted attempt".to_owned(),
                 };
@@ -949,7 +696,8 @@ impl Job {
                 for transition in video_failure(&failure, None, false) {
                     applied.mirror(Gate::JobTerminal, transition);
                 }
-                self.after_failure(now, applied);
+                // What can no longer run is skipped.
+                self.advance(now, applied);
             }
             StepOutcome::Abort { failure } => {
                 let reason = format!("{} cannot succeed on another attempt", failure.code);
@@ -959,7 +707,8 @@ impl Job {
                 for transition in video_failure(&failure, None, true) {
                     applied.mirror(Gate::JobTerminal, transition);
                 }
-                self.after_failure(now, applied);
+                // What can no longer run is skipped.
+                self.advance(now, applied);
             }
             StepOutcome::HandedBack => {
                 let step = &mut self.steps[i];
@@ -975,11 +724,6 @@ impl Job {
                 );
             }
         }
-    }
-
-    /// Skips what can no longer run.
-    fn after_failure(&mut self, now: DateTime<Utc>, applied: &mut Applied) {
-        self.advance(now, applied);
     }
 
     fn rerun(
@@ -1063,39 +807,9 @@ impl Applied {
             mirror: Vec::new(),
         }
     }
-
-    fn mirror(&mut self, gate: Gate, transition: Transition) {
-        self.mirror.push((gate, transition));
-    }
 }
 
-/// The video transitions that mirror a failed attempt: `failed`, then `queued` again after the
-/// backoff, or `dead` (at once when `aborted`: the input can never succeed).
-fn video_failure(
-    failure: &Failure,
-    retry_in: Option<chrono::TimeDelta>,
-    aborted: bool,
-) -> Vec<Transition> {
-    let mut failed = Transition::to(VideoStatus::Failed).reason(failure.code.as_str());
-    failed.error = Some(Some(failure.clone()));
-    match retry_in {
-        Some(delay) => {
-            let seconds = delay.num_milliseconds().max(0) as f64 / 1000.0;
-            vec![
-                failed,
-                Transition::to(VideoStatus::Queued).reason(format!("retry in {seconds:.1} s")),
-            ]
-        }
-        None => {
-            let reason = if aborted {
-                format!("{} cannot succeed on another attempt", failure.code)
-            } else {
-                "no attempts left".to_owned()
-            };
-            vec![failed, Transition::to(VideoStatus::Dead).reason(reason)]
-        }
-    }
-}
-
+mod mirror;
+mod status;
 #[cfg(test)]
 mod tests;
