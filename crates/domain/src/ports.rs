@@ -333,25 +333,13 @@ pub enum TaskMessage {
     V1(Task),
 }
 
-impl TaskMessage {
-    pub fn encode(task: &Task) -> String {
-        serde_json::to_string(&TaskMessage::V1(task.clone())).unwrap_or_default()
-    }
-
-    pub fn decode(body: &str) -> Result<Task, String> {
-        serde_json::from_str::<TaskMessage>(body)
-            .map(|TaskMessage::V1(task)| task)
-            .map_err(|e| format!("not a task message: {e}"))
-    }
-}
-
 /// A claimed task. Whoever holds it must heartbeat before `lease` runs out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The queue message.
     pub id: TaskId,
     pub task: Task,
-    /// How many times this job has been claimed, this one included.
+    /// How many times this task has been claimed, this one included.
     pub deliveries: u32,
     /// Backend-specific proof of ownership (a lease token, an SQS receipt handle, an AMQP tag).
     pub token: String,

@@ -418,7 +418,7 @@ fn is_uploaded(video: &Video) -> bool {
 
 /// The `/v1/videos` job of `video`: one `frames` step with its options, the manifest and frames
 /// kept inside the zip (the folder beside the video holds the zip and the thumbnail only).
-pub fn video_job(id: JobId, video: &Video) -> PortResult<(Job, vidsnap_domain::Applied)> {
+fn video_job(id: JobId, video: &Video) -> PortResult<(Job, vidsnap_domain::Applied)> {
     let doc = frames_doc(&video.options);
     let recipe = doc
         .check(&Value::Null)
