@@ -39,6 +39,10 @@ macro_rules! delegate_ports {
                 jobs::change_job(self, owner, id, change).await
             }
 
+            async fn existing_jobs(&self, ids: &[JobId]) -> PortResult<Vec<JobId>> {
+                jobs::existing_jobs(self, ids).await
+            }
+
             async fn jobs_waiting_for(&self, video: VideoId) -> PortResult<Vec<JobId>> {
                 jobs::jobs_waiting_for(self, video).await
             }
@@ -135,6 +139,10 @@ macro_rules! delegate_ports {
                 limit: u32,
             ) -> PortResult<Page<Video>> {
                 videos::videos(self, owner, status, cursor, limit).await
+            }
+
+            async fn existing_videos(&self, ids: &[VideoId]) -> PortResult<Vec<VideoId>> {
+                videos::existing_videos(self, ids).await
             }
 
             async fn history(&self, id: VideoId) -> PortResult<Vec<StatusChange>> {

@@ -143,6 +143,9 @@ pub trait Jobs: Send + Sync {
         id: JobId,
         change: Change,
     ) -> PortResult<JobUpdate>;
+    /// Which of `ids` are jobs that exist (of any owner), in no particular order: the orphan
+    /// audit asks it of the job folders it finds in storage.
+    async fn existing_jobs(&self, ids: &[JobId]) -> PortResult<Vec<JobId>>;
     /// Unfinished jobs that read `video` while it is not uploaded yet.
     async fn jobs_waiting_for(&self, video: VideoId) -> PortResult<Vec<JobId>>;
     /// Unfinished jobs that read `video` (uploaded or not), oldest first.
@@ -196,6 +199,9 @@ pub trait Repository: Jobs + Send + Sync {
         cursor: Option<&str>,
         limit: u32,
     ) -> PortResult<Page<Video>>;
+    /// Which of `ids` are videos that exist (of any owner), in no particular order: the orphan
+    /// audit asks it of the video folders it finds in storage.
+    async fn existing_videos(&self, ids: &[VideoId]) -> PortResult<Vec<VideoId>>;
     async fn history(&self, id: VideoId) -> PortResult<Vec<StatusChange>>;
     /// Applies a transition allowed by [`VideoStatus::can_become`], records it in the history,
     /// and, on entering a terminal status, creates the notifications owed for it (e-mail to the

@@ -983,6 +983,24 @@ pub async fn overdue_tasks_are_ready_steps_past_due(repo: &dyn Repository) {
     );
 }
 
+pub async fn existing_jobs_are_told_from_missing_and_deleted_ones(repo: &dyn Repository) {
+    let alice = new_user(repo, "alice@example.com").await;
+    let kept = uploaded_job(repo, alice.id, one_step()).await;
+    let deleted = uploaded_job(repo, alice.id, one_step()).await;
+    repo.delete_job(alice.id, deleted.id).await.unwrap();
+    let never = JobId::new();
+
+    assert_eq!(
+        repo.existing_jobs(&[never, kept.id, deleted.id])
+            .await
+            .unwrap(),
+        vec![kept.id]
+    );
+    assert!(repo.existing_jobs(&[]).await.unwrap().is_empty());
+    let many: Vec<JobId> = (0..500).map(|_| JobId::new()).chain([kept.id]).collect();
+    assert_eq!(repo.existing_jobs(&many).await.unwrap(), vec![kept.id]);
+}
+
 pub async fn deleting_a_job_takes_its_steps_and_events(repo: &dyn Repository) {
     let alice = new_user(repo, "alice@example.com").await;
     let bob = new_user(repo, "bob@example.com").await;

@@ -51,6 +51,7 @@ macro_rules! contract_tests {
             counts_cover_every_status,
             stale_queued_lists_only_old_videos_without_a_job,
             mark_uploaded_records_the_upload_once,
+            existing_videos_are_told_from_missing_and_deleted_ones,
         );
         $crate::contract_tests!(@each $fresh, jobs:
             jobs_read_back_as_created,
@@ -67,6 +68,7 @@ macro_rules! contract_tests {
             overdue_tasks_are_ready_steps_past_due,
             deleting_a_job_takes_its_steps_and_events,
             deleting_a_video_takes_its_own_job_only,
+            existing_jobs_are_told_from_missing_and_deleted_ones,
         );
         $crate::contract_tests!(@each $fresh, uploads:
             uploads_are_created_with_their_video_and_owned,

@@ -340,6 +340,31 @@ pub async fn stale_queued_lists_only_old_videos_without_a_job(repo: &dyn Reposit
     assert!(repo.stale_queued(later, 0).await.unwrap().is_empty());
 }
 
+pub async fn existing_videos_are_told_from_missing_and_deleted_ones(repo: &dyn Repository) {
+    let alice = new_user(repo, "alice@example.com").await;
+    let bob = new_user(repo, "bob@example.com").await;
+    let kept = new_video(repo, alice.id, "kept.mp4").await;
+    let others = new_video(repo, bob.id, "bobs.mp4").await;
+    let deleted = new_video(repo, alice.id, "deleted.mp4").await;
+    repo.delete_video(alice.id, deleted.id).await.unwrap();
+    let never = VideoId::new();
+
+    let mut found = repo
+        .existing_videos(&[never, kept.id, deleted.id, others.id, kept.id])
+        .await
+        .unwrap();
+    found.sort();
+    found.dedup();
+    let mut expected = vec![kept.id, others.id];
+    expected.sort();
+    assert_eq!(found, expected, "every owner's, never a deleted or unknown id");
+    assert!(repo.existing_videos(&[]).await.unwrap().is_empty());
+
+    // As many as the audit asks at once.
+    let many: Vec<VideoId> = (0..500).map(|_| VideoId::new()).chain([kept.id]).collect();
+    assert_eq!(repo.existing_videos(&many).await.unwrap(), vec![kept.id]);
+}
+
 pub async fn mark_uploaded_records_the_upload_once(repo: &dyn Repository) {
     let alice = new_user(repo, "alice@example.com").await;
     let clip = new_video(repo, alice.id, "clip.mp4").await;

@@ -364,6 +364,20 @@ impl JobTx for LockTx {
     }
 }
 
+/// The ids of `ids` that have a row.
+pub(super) async fn existing_jobs(store: &PgStore, ids: &[JobId]) -> PortResult<Vec<JobId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().map(JobId::as_uuid).collect();
+    let found: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM jobs WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(port_error)?;
+    Ok(found.into_iter().map(JobId::from_uuid).collect())
+}
+
 /// The unfinished jobs reading `video` while it is not uploaded.
 pub(super) async fn jobs_waiting_for(store: &PgStore, video: VideoId) -> PortResult<Vec<JobId>> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as(

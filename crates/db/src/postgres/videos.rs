@@ -256,6 +256,20 @@ pub(super) async fn count_by_status(store: &PgStore) -> PortResult<Vec<(VideoSta
 /// Pre-jobs videos, queued or processing when the database was upgraded (their old queue rows
 /// were dropped) and never given a job since: the scheduler makes them one. A video with a job
 /// is the job's business (`overdue_tasks` covers its lost tasks).
+/// The ids of `ids` that have a row.
+pub(super) async fn existing_videos(store: &PgStore, ids: &[VideoId]) -> PortResult<Vec<VideoId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().map(VideoId::as_uuid).collect();
+    let found: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM videos WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(port_error)?;
+    Ok(found.into_iter().map(VideoId::from_uuid).collect())
+}
+
 pub(super) async fn stale_queued(
     store: &PgStore,
     before: DateTime<Utc>,

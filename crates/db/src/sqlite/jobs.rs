@@ -358,6 +358,23 @@ impl JobTx for WriteTx {
     }
 }
 
+/// The ids of `ids` that have a row; one statement, the ids bound as one JSON array.
+pub(super) async fn existing_jobs(store: &SqliteStore, ids: &[JobId]) -> PortResult<Vec<JobId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(serde_json::Value::from(ids).to_string())
+            .fetch_all(&store.pool)
+            .await
+            .map_err(port_error)?;
+    rows.into_iter()
+        .map(|(id,)| id.parse().map_err(|e| corrupt("jobs.id", e)))
+        .collect()
+}
+
 /// The unfinished jobs reading `video` while it is not uploaded.
 pub(super) async fn jobs_waiting_for(
     store: &SqliteStore,

@@ -246,6 +246,29 @@ pub(super) async fn count_by_status(store: &SqliteStore) -> PortResult<Vec<(Vide
 /// Pre-jobs videos, queued or processing when the database was upgraded (their old queue rows
 /// were dropped) and never given a job since: the scheduler makes them one. A video with a job
 /// is the job's business (`overdue_tasks` covers its lost tasks).
+/// The ids of `ids` that have a row; one statement, the ids bound as one JSON array.
+pub(super) async fn existing_videos(
+    store: &SqliteStore,
+    ids: &[VideoId],
+) -> PortResult<Vec<VideoId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM videos WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(to_json(&ids)?)
+            .fetch_all(&store.pool)
+            .await
+            .map_err(port_error)?;
+    rows.into_iter()
+        .map(|(id,)| {
+            id.parse()
+                .map_err(|e| crate::error::corrupt("videos.id", e))
+        })
+        .collect()
+}
+
 pub(super) async fn stale_queued(
     store: &SqliteStore,
     before: DateTime<Utc>,
