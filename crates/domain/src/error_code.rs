@@ -28,6 +28,8 @@ pub enum ErrorCode {
     DimensionsTooLarge,
     /// The options would extract more frames than the configured limit (`limits.max_frames`).
     TooManyFrames,
+    /// The interval between frames is shorter than one frame of the video.
+    IntervalTooShort,
     /// `ffmpeg` or `ffprobe` is not installed or not executable.
     FfmpegMissing,
     /// A media tool ran past the time allowed for this input.
@@ -42,7 +44,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         Self::InvalidArgument,
         Self::InputNotFound,
         Self::UnsupportedFormat,
@@ -53,6 +55,7 @@ impl ErrorCode {
         Self::TooLong,
         Self::DimensionsTooLarge,
         Self::TooManyFrames,
+        Self::IntervalTooShort,
         Self::FfmpegMissing,
         Self::Timeout,
         Self::OutputFailed,
@@ -73,6 +76,7 @@ impl ErrorCode {
             Self::TooLong => "too-long",
             Self::DimensionsTooLarge => "dimensions-too-large",
             Self::TooManyFrames => "too-many-frames",
+            Self::IntervalTooShort => "interval-too-short",
             Self::FfmpegMissing => "ffmpeg-missing",
             Self::Timeout => "timeout",
             Self::OutputFailed => "output-failed",

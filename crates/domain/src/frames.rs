@@ -16,15 +16,24 @@ pub enum IntervalError {
     Malformed(String),
     #[error("interval must be greater than zero")]
     NotPositive,
+    #[error("interval must be at least 1ms (a frame at 1000 fps)")]
+    TooShort,
 }
 
 impl FrameInterval {
     /// The interval the seeds used by default.
     pub const DEFAULT_SECONDS: f64 = 10.0;
+    /// The shortest interval accepted anywhere: one frame at 1000 fps. (Once a video is probed,
+    /// the engine also refuses an interval shorter than one of its frames.)
+    pub const MIN_SECONDS: f64 = 0.001;
 
     pub fn from_seconds(seconds: f64) -> Result<Self, IntervalError> {
         if !seconds.is_finite() || seconds <= 0.0 {
             return Err(IntervalError::NotPositive);
+        }
+        // A hair of tolerance: "1ms" parses to 0.001 * 1.0, which may round below 0.001.
+        if seconds < Self::MIN_SECONDS * (1.0 - 1e-9) {
+            return Err(IntervalError::TooShort);
         }
         Ok(Self(seconds))
     }
@@ -95,19 +104,43 @@ pub fn frame_count(duration_seconds: f64, interval: FrameInterval) -> u64 {
 
 /// The target times for a video: t = 0, N, 2N, ... strictly below the duration, i.e.
 /// ceil(duration / N) frames, and always at least the frame at 0 (a video shorter than N, or one
-/// whose duration is zero, still yields its first frame).
-pub fn target_times(duration_seconds: f64, interval: FrameInterval) -> Vec<f64> {
-    let step = interval.seconds();
-    let mut times = vec![0.0];
-    // Multiplying (rather than accumulating) keeps 0.1 * 30 from drifting to 2.9999999.
-    let mut k = 1u64;
-    loop {
-        let t = k as f64 * step;
-        if t >= duration_seconds {
-            return times;
+/// whose duration is zero, still yields its first frame). Lazy: nothing is built up front, however
+/// many frames are asked for.
+pub fn target_times(duration_seconds: f64, interval: FrameInterval) -> TargetTimes {
+    TargetTimes {
+        duration: duration_seconds,
+        every: interval,
+        next: 0,
+    }
+}
+
+/// The sequence [`target_times`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TargetTimes {
+    duration: f64,
+    every: FrameInterval,
+    /// Index of the next time.
+    next: u64,
+}
+
+impl TargetTimes {
+    /// How many times the whole sequence holds (from its start).
+    pub fn total(&self) -> u64 {
+        frame_count(self.duration, self.every)
+    }
+}
+
+impl Iterator for TargetTimes {
+    type Item = f64;
+
+    fn next(&mut self) -> Option<f64> {
+        // Multiplying (rather than accumulating) keeps 0.1 * 30 from drifting to 2.9999999.
+        let t = self.next as f64 * self.every.seconds();
+        if self.next > 0 && t >= self.duration {
+            return None;
         }
-        times.push(t);
-        k += 1;
+        self.next += 1;
+        Some(t)
     }
 }
 
@@ -266,11 +299,15 @@ mod tests {
         FrameInterval::from_seconds(seconds).expect("positive")
     }
 
+    fn times(duration: f64, seconds: f64) -> Vec<f64> {
+        target_times(duration, every(seconds)).collect()
+    }
+
     #[test]
     fn targets_follow_ceil_rule() {
-        assert_eq!(target_times(61.0, every(20.0)), vec![0.0, 20.0, 40.0, 60.0]);
-        assert_eq!(target_times(60.0, every(20.0)), vec![0.0, 20.0, 40.0]);
-        assert_eq!(target_times(60.5, every(20.0)).len(), 4);
+        assert_eq!(times(61.0, 20.0), vec![0.0, 20.0, 40.0, 60.0]);
+        assert_eq!(times(60.0, 20.0), vec![0.0, 20.0, 40.0]);
+        assert_eq!(times(60.5, 20.0).len(), 4);
     }
 
     #[test]
@@ -284,22 +321,44 @@ mod tests {
         ] {
             assert_eq!(
                 frame_count(duration, every(seconds)),
-                target_times(duration, every(seconds)).len() as u64,
+                times(duration, seconds).len() as u64,
                 "{duration} s every {seconds} s"
             );
         }
-        assert_eq!(frame_count(3.0, every(1e-9)), 3_000_000_000);
+        assert_eq!(frame_count(3.0, every(0.001)), 3_000);
+        assert_eq!(target_times(3.0, every(0.001)).count(), 3_000);
+        // Lazy: a four-hour video at the shortest interval is not built up front.
+        let mut long = target_times(4.0 * 3600.0, every(0.001));
+        assert_eq!(long.total(), 14_400_000);
+        assert_eq!(long.nth(2), Some(0.002));
+    }
+
+    #[test]
+    fn an_interval_below_a_millisecond_is_refused() {
+        assert_eq!(
+            FrameInterval::from_seconds(1e-9),
+            Err(IntervalError::TooShort)
+        );
+        assert_eq!(
+            "0.000000001s".parse::<FrameInterval>(),
+            Err(IntervalError::TooShort)
+        );
+        assert_eq!(
+            "0.5ms".parse::<FrameInterval>(),
+            Err(IntervalError::TooShort)
+        );
+        assert_eq!("1ms".parse::<FrameInterval>().map(f64::from), Ok(0.001));
     }
 
     #[test]
     fn interval_longer_than_video_gives_one_frame() {
-        assert_eq!(target_times(3.0, every(10.0)), vec![0.0]);
-        assert_eq!(target_times(0.0, every(10.0)), vec![0.0]);
+        assert_eq!(times(3.0, 10.0), vec![0.0]);
+        assert_eq!(times(0.0, 10.0), vec![0.0]);
     }
 
     #[test]
     fn fractional_intervals_do_not_drift() {
-        let times = target_times(3.0, every(0.1));
+        let times = times(3.0, 0.1);
         assert_eq!(times.len(), 30);
         assert!((times[29] - 2.9).abs() < 1e-9);
     }

@@ -42,7 +42,9 @@ pub use account::{
 pub use container::Container;
 pub use error_code::ErrorCode;
 pub use events::{JobEvent, VideoEvent};
-pub use frames::{FrameInterval, FrameMode, ImageFormat, Quality, frame_count, target_times};
+pub use frames::{
+    FrameInterval, FrameMode, ImageFormat, Quality, TargetTimes, frame_count, target_times,
+};
 pub use ids::{ApiKeyId, JobId, NotificationId, TaskId, UploadId, UserId, VideoId, WebhookId};
 pub use job::{
     Applied, Artefact, Change, ChangeError, Job, JobInput, JobStatus, Step, StepEvent, StepOutcome,

@@ -14,6 +14,8 @@ use crate::ops::{Operation, Problems};
 
 /// The most steps a recipe may have: a ladder of renditions plus a few checks fits easily.
 pub const MAX_STEPS: usize = 64;
+/// Most inputs (videos) one job may read.
+pub const MAX_INPUTS: usize = 16;
 /// The most attempts a step may be given.
 pub const MAX_ATTEMPTS: u32 = 20;
 
@@ -218,6 +220,9 @@ impl RecipeDoc {
         let inputs: Vec<String> = self.inputs.clone();
         if inputs.is_empty() {
             problems.add("inputs", "a recipe needs at least one input");
+        }
+        if inputs.len() > MAX_INPUTS {
+            problems.add("inputs", format!("at most {MAX_INPUTS} inputs"));
         }
         for (i, input) in inputs.iter().enumerate() {
             if !is_name(input) {
@@ -631,6 +636,26 @@ mod tests {
         assert_eq!(
             f.keys().collect::<Vec<_>>(),
             ["steps[1].name", "steps[2].name"]
+        );
+    }
+
+    #[test]
+    fn inputs_and_steps_are_bounded() {
+        let names: Vec<String> = (0..=MAX_INPUTS).map(|i| format!("v{i}")).collect();
+        let steps: Vec<Value> = (0..=MAX_STEPS)
+            .map(|i| json!({"name": format!("s{i}"), "op": "probe", "inputs": ["v0"]}))
+            .collect();
+        let problems = doc(json!({"inputs": names, "steps": steps}))
+            .check(&Value::Null)
+            .expect_err("too big");
+        let text = format!("{problems:?}");
+        assert!(
+            text.contains(&format!("at most {MAX_INPUTS} inputs")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("at most {MAX_STEPS} steps")),
+            "{text}"
         );
     }
 

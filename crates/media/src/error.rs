@@ -103,7 +103,8 @@ impl MediaError {
             | ErrorCode::TooLarge
             | ErrorCode::TooLong
             | ErrorCode::DimensionsTooLarge
-            | ErrorCode::TooManyFrames => false,
+            | ErrorCode::TooManyFrames
+            | ErrorCode::IntervalTooShort => false,
         }
     }
 
@@ -170,6 +171,7 @@ mod tests {
             ErrorCode::TooLong,
             ErrorCode::DimensionsTooLarge,
             ErrorCode::TooManyFrames,
+            ErrorCode::IntervalTooShort,
         ] {
             let error = MediaError::rejected(code, "no");
             assert!(!error.is_retryable(), "{code}");

@@ -22,8 +22,8 @@ pub(crate) struct ExtractorRun {
     child: Running,
     /// What the child said went wrong; the last report wins.
     reported: Option<(ErrorCode, String)>,
-    expected: usize,
-    received: usize,
+    expected: u64,
+    received: u64,
 }
 
 impl MediaEngine {

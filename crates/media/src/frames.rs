@@ -17,7 +17,7 @@ use crate::{
     MediaEngine, MediaError,
     archive::{self, Archive},
     engine::file_name_of,
-    extract::{ExtractSpec, FrameRecord},
+    extract::{ExtractSpec, FrameRecord, Targets},
     probe::Probe,
     workdir::WorkDir,
 };
@@ -206,16 +206,33 @@ impl MediaEngine {
                 ),
             });
         }
+        // Never below one frame of the video: a shorter interval would repeat frames.
+        if let Some(fps) = source.probe.video().and_then(|v| v.frame_rate)
+            && fps > 0.0
+            && options.every.seconds() < (1.0 / fps) * (1.0 - 1e-6)
+        {
+            return Err(MediaError::Rejected {
+                code: ErrorCode::IntervalTooShort,
+                message: format!(
+                    "a frame every {} is shorter than one frame of this video ({:.4} s at {fps:.3} \
+                     fps): choose {:.4} s or more",
+                    options.every,
+                    1.0 / fps,
+                    1.0 / fps
+                ),
+            });
+        }
         let targets = target_times(duration, options.every);
         let rotation = source.probe.video().and_then(|v| v.rotation).unwrap_or(0);
-        progress.started(targets.len());
-        let mut percent = Percent::new(progress, targets.len());
+        let total = usize::try_from(targets.total()).unwrap_or(usize::MAX);
+        progress.started(total);
+        let mut percent = Percent::new(progress, total);
 
         let mut archive = Archive::create(zip)?;
         let spec = ExtractSpec {
             input: std::path::absolute(input).map_err(|e| MediaError::io("resolving", input, e))?,
             out_dir: images_dir.to_path_buf(),
-            targets,
+            targets: Targets::Every(targets),
             mode: options.mode,
             format: options.format,
             quality: options.quality,
@@ -223,7 +240,7 @@ impl MediaEngine {
             rotation,
         };
         let mut child = self.start_extractor(&spec, duration).await?;
-        let mut frames = Vec::with_capacity(spec.targets.len());
+        let mut frames = Vec::with_capacity(total.min(10_000));
         while let Some(record) = child.next_frame().await? {
             let image = images_dir.join(&record.file);
             archive.add_file(record.file.clone(), image.clone()).await?;

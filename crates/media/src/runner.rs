@@ -124,6 +124,7 @@ impl ProcessRunner {
             .env("AV_LOG_FORCE_NOCOLOR", "1")
             .kill_on_drop(true)
             .process_group(0);
+        die_with_parent(&mut command);
         let mut child = command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
                 MediaError::ToolMissing {
@@ -203,6 +204,11 @@ impl Drop for AbortOnDrop {
 }
 
 impl Running {
+    /// The child's process id (`None` once it has been reaped).
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     async fn within_deadline<F: Future>(&self, future: F) -> Result<F::Output, MediaError> {
         tokio::time::timeout_at(self.deadline, future)
             .await
@@ -339,3 +345,28 @@ mod tests {
         assert!(error.is_retryable());
     }
 }
+
+/// The child is killed when this process dies, even by SIGKILL (when `kill_on_drop` never runs):
+/// an extraction must not outlive the worker that would have recorded its result. Linux only;
+/// elsewhere the child is stopped by `kill_on_drop` alone.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    use rustix::process::{Pid, Signal, getppid, set_parent_process_death_signal};
+    let parent = Pid::from_raw(i32::try_from(std::process::id()).unwrap_or(i32::MAX));
+    // SAFETY: the closure runs in the child between fork and exec; it makes two system calls
+    // (prctl, getppid), both async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            // The parent may have died before the signal was armed.
+            if getppid() != parent {
+                return Err(std::io::Error::other("the parent process exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}

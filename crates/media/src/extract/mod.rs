@@ -19,7 +19,7 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use vidsnap_domain::{ErrorCode, FrameMode, ImageFormat, Quality};
+use vidsnap_domain::{ErrorCode, FrameMode, ImageFormat, Quality, TargetTimes};
 
 /// What the parent asks the child to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,13 +28,42 @@ pub struct ExtractSpec {
     /// Where the images are written; the parent owns and removes it.
     pub out_dir: PathBuf,
     /// Seconds from the container's start, ascending.
-    pub targets: Vec<f64>,
+    pub targets: Targets,
     pub mode: FrameMode,
     pub format: ImageFormat,
     pub quality: Quality,
     pub max_width: Option<u32>,
     /// Clockwise degrees the picture is turned for display (from the probe).
     pub rotation: u32,
+}
+
+/// The times to extract: given one by one, or every N seconds (generated as they are needed,
+/// however many there are).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Targets {
+    At(Vec<f64>),
+    Every(TargetTimes),
+}
+
+impl Targets {
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::At(times) => times.len() as u64,
+            Self::Every(times) => times.total(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn times(&self) -> Box<dyn Iterator<Item = f64> + '_> {
+        match self {
+            Self::At(times) => Box::new(times.iter().copied()),
+            Self::Every(times) => Box::new(*times),
+        }
+    }
 }
 
 /// One extracted frame, as listed in the zip's `manifest.json`.
@@ -149,7 +178,7 @@ fn extract(
     let mut source = source::Source::open(&spec.input, spec.mode)?;
     let mut writer =
         image::ImageWriter::new(spec.format, spec.quality, spec.max_width, spec.rotation);
-    for (index, &target) in spec.targets.iter().enumerate() {
+    for (index, target) in spec.targets.times().enumerate() {
         let Some(frame) = source.frame_at(target)? else {
             return Err(ExtractError::new(
                 ErrorCode::CorruptInput,

@@ -10,7 +10,11 @@ use serde_json::json;
 use vidsnap_domain::{FrameMode, ops::ThumbnailOptions};
 
 use super::{OpInput, OpOutput, Produced};
-use crate::{MediaEngine, MediaError, Progress, extract::ExtractSpec, frames::Source};
+use crate::{
+    MediaEngine, MediaError, Progress,
+    extract::{ExtractSpec, Targets},
+    frames::Source,
+};
 
 pub(super) async fn run(
     engine: &MediaEngine,
@@ -28,7 +32,7 @@ pub(super) async fn run(
         input: std::path::absolute(&input.path)
             .map_err(|e| MediaError::io("resolving", &input.path, e))?,
         out_dir: work.to_path_buf(),
-        targets: vec![at],
+        targets: Targets::At(vec![at]),
         mode: FrameMode::Exact,
         format: options.format,
         quality: options.quality,

@@ -12,6 +12,7 @@
 
 mod frames;
 mod probe;
+mod runner;
 mod support;
 mod thumbnail;
 
@@ -37,12 +38,16 @@ const TESTS: &[Test] = tests![
     thumbnail::past_the_end_is_the_last_frame,
     thumbnail::a_half_second_clip_at_one_second_is_its_last_frame,
     thumbnail::a_missing_extractor_is_retryable,
+    runner::a_child_dies_with_its_sigkilled_parent,
 ];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(support::EXTRACTOR_ARG) {
         return vidsnap_media::extract::child_main();
+    }
+    if args.first().map(String::as_str) == Some(runner::PARENT_ARG) {
+        return runner::parent_main();
     }
     let filters: Vec<&str> = args
         .iter()
