@@ -228,7 +228,6 @@ async fn serve_session(
     mut chunks: mpsc::UnboundedReceiver<Work>,
 ) {
     while let Ok(Some(work)) = tokio::time::timeout(Duration::from_secs(5), chunks.recv()).await {
-        let correlation = header_text(&work.delivery, "x-correlation-id");
         let reply = match work.chunk {
             Ok(chunk) => match store(&core, chunk, locked_wait).await {
                 Some(reply) => reply,
@@ -244,7 +243,7 @@ async fn serve_session(
             },
             Err(refused) => refused,
         };
-        send_reply(&replies, &work.delivery, correlation.as_deref(), &reply).await;
+        send_reply(&replies, &work.delivery, &reply).await;
         // Only now: the bytes are stored (or the chunk is refused for good) and answered.
         if let Err(error) = work.delivery.acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(%error, "acknowledging a chunk failed: it will be redelivered");
@@ -337,8 +336,33 @@ fn refusal_or_retry(error: UploadError) -> Option<Reply> {
 
 /// The chunk a message carries, or the refusal of a message that is not one.
 fn parse(delivery: &Delivery) -> Result<Chunk, Reply> {
+    let headers = parse_headers(delivery.properties.headers().as_ref(), delivery.data.len())?;
+    Ok(Chunk {
+        session: headers.session,
+        start: headers.start,
+        size: headers.size,
+        body: Bytes::from(delivery.data.clone()),
+    })
+}
+
+/// What a chunk's headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHeaders {
+    /// `x-session-id`.
+    pub session: UploadId,
+    /// `x-start-byte`: where in the upload the body goes.
+    pub start: u64,
+    /// `x-size`: the body's length, as the publisher says it.
+    pub size: u64,
+}
+
+/// Reads the headers of a chunk whose body is `length` bytes, whatever their AMQP types, or
+/// refuses the message: `bad-headers` (a header missing or not a non-negative integer),
+/// `unknown-session` (`x-session-id` is not an upload id), `size-mismatch` (`x-size` is not the
+/// body's length). Pure: the broker's message is read, nothing is stored.
+pub fn parse_headers(headers: Option<&FieldTable>, length: usize) -> Result<ChunkHeaders, Reply> {
     let bad = |message: &str| nack("bad-headers", message.to_owned());
-    let session = header_text(delivery, "x-session-id")
+    let session = header_text(headers, "x-session-id")
         .ok_or_else(|| bad("the x-session-id header is missing"))?;
     let session: UploadId = session.parse().map_err(|_| {
         nack(
@@ -346,36 +370,30 @@ fn parse(delivery: &Delivery) -> Result<Chunk, Reply> {
             format!("{session:?} is not an upload id"),
         )
     })?;
-    let start = header_number(delivery, "x-start-byte")
+    let start = header_number(headers, "x-start-byte")
         .ok_or_else(|| bad("the x-start-byte header is missing or not a number"))?;
-    let size = header_number(delivery, "x-size")
+    let size = header_number(headers, "x-size")
         .ok_or_else(|| bad("the x-size header is missing or not a number"))?;
-    let length = delivery.data.len() as u64;
+    let length = length as u64;
     if size != length {
         return Err(nack(
             "size-mismatch",
             format!("x-size says {size} bytes, the body has {length}"),
         ));
     }
-    Ok(Chunk {
+    Ok(ChunkHeaders {
         session,
         start,
         size,
-        body: Bytes::from(delivery.data.clone()),
     })
 }
 
-fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
-    delivery
-        .properties
-        .headers()
-        .as_ref()?
-        .inner()
-        .get(&ShortString::from(name))
+fn header<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a AMQPValue> {
+    headers?.inner().get(&ShortString::from(name))
 }
 
-fn header_text(delivery: &Delivery, name: &str) -> Option<String> {
-    match header(delivery, name)? {
+fn header_text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match header(headers, name)? {
         AMQPValue::LongString(text) => Some(String::from_utf8_lossy(text.as_bytes()).into_owned()),
         AMQPValue::ShortString(text) => Some(text.to_string()),
         other => number(other).map(|n| n.to_string()),
@@ -383,8 +401,8 @@ fn header_text(delivery: &Delivery, name: &str) -> Option<String> {
 }
 
 /// A header as a non-negative integer, whatever width or text form the publisher used.
-fn header_number(delivery: &Delivery, name: &str) -> Option<u64> {
-    match header(delivery, name)? {
+fn header_number(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
+    match header(headers, name)? {
         AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes())
             .ok()?
             .trim()
@@ -409,16 +427,32 @@ fn number(value: &AMQPValue) -> Option<u64> {
 }
 
 /// Sends `reply` to the chunk's own reply queue (the default exchange routes by queue name).
-async fn send_reply(
-    channel: &Channel,
-    delivery: &Delivery,
-    correlation: Option<&str>,
-    reply: &Reply,
-) {
+async fn send_reply(channel: &Channel, delivery: &Delivery, reply: &Reply) {
     let Some(reply_to) = delivery.properties.reply_to().clone() else {
         tracing::warn!(?reply, "a chunk without reply_to: nobody to answer");
         return;
     };
+    let properties = reply_properties(delivery.properties.headers().as_ref(), reply);
+    let published = channel
+        .basic_publish(
+            ShortString::from(""),
+            reply_to.clone(),
+            BasicPublishOptions::default(),
+            &[],
+            properties,
+        )
+        .await;
+    if let Err(error) = published {
+        tracing::warn!(%error, %reply_to, "replying to a chunk failed");
+    }
+}
+
+/// The properties of the reply to a chunk with `chunk_headers`: `x-status` (`ack` with
+/// `x-offset`, or `nack` with `x-error` and `x-error-message`), and the chunk's
+/// `x-correlation-id` and `x-session-id` echoed as text. The correlation id is also the reply's
+/// `correlation_id` property when it fits one (an AMQP short string, at most 255 bytes): a longer
+/// one is answered in the header only, never refused or dropped.
+pub fn reply_properties(chunk_headers: Option<&FieldTable>, reply: &Reply) -> BasicProperties {
     let mut headers = FieldTable::default();
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));
     match reply {
@@ -436,23 +470,14 @@ async fn send_reply(
         }
     }
     let mut properties = BasicProperties::default().with_app_id("vidsnap".into());
-    if let Some(correlation) = correlation {
-        headers.insert("x-correlation-id".into(), text(correlation));
-        properties = properties.with_correlation_id(correlation.into());
+    if let Some(correlation) = header_text(chunk_headers, "x-correlation-id") {
+        headers.insert("x-correlation-id".into(), text(&correlation));
+        if let Ok(short) = ShortString::try_new(correlation) {
+            properties = properties.with_correlation_id(short);
+        }
     }
-    if let Some(session) = header_text(delivery, "x-session-id") {
+    if let Some(session) = header_text(chunk_headers, "x-session-id") {
         headers.insert("x-session-id".into(), text(&session));
     }
-    let published = channel
-        .basic_publish(
-            ShortString::from(""),
-            reply_to.clone(),
-            BasicPublishOptions::default(),
-            &[],
-            properties.with_headers(headers),
-        )
-        .await;
-    if let Err(error) = published {
-        tracing::warn!(%error, %reply_to, "replying to a chunk failed");
-    }
+    properties.with_headers(headers)
 }

@@ -364,6 +364,26 @@ async fn bad_chunks_are_refused_with_their_reason() {
     consumer.await.unwrap();
 }
 
+/// A correlation id too long for the reply's `correlation_id` property (an AMQP short string,
+/// 255 bytes) is still answered, in the `x-correlation-id` header; it used to panic the
+/// session's task, leaving the chunk unanswered and unacknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_correlation_id_is_answered() {
+    let setup = Setup::new().await;
+    let (stop, consumer) = setup.consumer();
+    let upload = setup.session(10).await;
+    let mut publisher = setup.publisher().await;
+    let long = "c".repeat(300);
+    publisher
+        .send(&upload.id.to_string(), 0, 10, &[1; 10], &long)
+        .await;
+    let reply = publisher.reply().await;
+    assert_eq!((reply.status.as_str(), reply.offset), ("ack", Some(10)));
+    assert_eq!(reply.correlation.as_deref(), Some(long.as_str()));
+    stop.cancel();
+    consumer.await.unwrap();
+}
+
 /// Two publishers, each with its own reply queue, get their own replies only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_go_to_each_publishers_own_queue() {

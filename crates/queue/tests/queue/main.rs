@@ -1,4 +1,5 @@
-//! The broker queues against real servers: RabbitMQ on the machine, moto for SQS.
+//! The broker queues against real servers: RabbitMQ on the machine, moto for SQS; and property
+//! tests of what arrives from them (S3 event JSON, chunk headers), which need neither.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use vidsnap_domain::{JobId, Repository, Task};
 mod amqp;
 mod chunks;
 mod database;
+mod props;
 mod sqs;
 
 /// A task of a job that exists nowhere: the queues carry tasks without looking at them.
