@@ -17,6 +17,8 @@
 //! - [`auth`]: the [`auth::Caller`] extractor, passwords, tokens, external identities.
 //! - [`error`]: [`ApiError`], the one error type at the edge.
 //! - [`cors`]: the CORS layer for browser clients on other origins (`api.cors_origins`).
+//! - [`server`]: the HTTP server and its limits on clients (head, body and keep-alive timeouts,
+//!   a connection cap).
 //! - [`events`]: the in-process broadcast of video and job changes behind SSE (the job
 //!   service's observer).
 
@@ -27,6 +29,7 @@ pub mod events;
 pub mod extract;
 mod openapi;
 mod routes;
+pub mod server;
 pub mod state;
 
 use axum::{Router, http::StatusCode, middleware};

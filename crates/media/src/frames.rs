@@ -191,21 +191,6 @@ impl MediaEngine {
         progress: &dyn Progress,
     ) -> Result<Zipped, MediaError> {
         let duration = source.probe.duration.unwrap_or(0.0);
-        // Counted before anything is built: an interval of a nanosecond on a 3 s clip would be
-        // three billion target times in memory.
-        let count = frame_count(duration, options.every);
-        if let Some(max) = self.config().limits.max_frames
-            && count > max
-        {
-            return Err(MediaError::Rejected {
-                code: ErrorCode::TooManyFrames,
-                message: format!(
-                    "a frame every {} on a {duration:.3} s video is {count} frames; at most {max} \
-                     (limits.max_frames): choose a longer interval",
-                    options.every
-                ),
-            });
-        }
         // Never below one frame of the video: a shorter interval would repeat frames.
         if let Some(fps) = source.probe.video().and_then(|v| v.frame_rate)
             && fps > 0.0
@@ -219,6 +204,20 @@ impl MediaEngine {
                     options.every,
                     1.0 / fps,
                     1.0 / fps
+                ),
+            });
+        }
+        // Counted before anything runs: a millisecond over four hours is 14.4 million frames.
+        let count = frame_count(duration, options.every);
+        if let Some(max) = self.config().limits.max_frames
+            && count > max
+        {
+            return Err(MediaError::Rejected {
+                code: ErrorCode::TooManyFrames,
+                message: format!(
+                    "a frame every {} on a {duration:.3} s video is {count} frames; at most {max} \
+                     (limits.max_frames): choose a longer interval",
+                    options.every
                 ),
             });
         }

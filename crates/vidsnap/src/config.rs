@@ -2,7 +2,10 @@
 //! `VIDSNAP_SECTION__KEY` environment variables < command-line flags. `vidsnap config` prints the
 //! merged result with secrets redacted; `vidsnap.example.toml` lists every key.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use figment::{
     Figment,
@@ -57,6 +60,26 @@ pub struct ServerConfig {
     pub role: Role,
     /// How long shutdown waits for requests and jobs before giving up, in seconds.
     pub shutdown_seconds: u64,
+    /// Time for a new connection's first request head to arrive, in seconds.
+    pub header_timeout_seconds: u64,
+    /// Time an idle connection is kept open for its next request, in seconds.
+    pub keep_alive_seconds: u64,
+    /// Longest silence between two pieces of a request body, in seconds.
+    pub body_idle_timeout_seconds: u64,
+    /// Client connections served at once (lowered to what the file-descriptor limit allows).
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// The HTTP server's limits on clients.
+    pub fn http_limits(&self) -> vidsnap_api::server::Limits {
+        vidsnap_api::server::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_seconds),
+            keep_alive_timeout: Duration::from_secs(self.keep_alive_seconds),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout_seconds),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -67,6 +90,10 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("data"),
             role: Role::All,
             shutdown_seconds: 30,
+            header_timeout_seconds: 10,
+            keep_alive_seconds: 60,
+            body_idle_timeout_seconds: 30,
+            max_connections: 1024,
         }
     }
 }

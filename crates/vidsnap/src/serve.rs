@@ -213,12 +213,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
 
     tasks.close();
-    let server_shutdown = shutdown.clone();
-    // The client's address reaches handlers (the login throttle counts failures per address).
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        server_shutdown.cancelled().await;
-    });
+    let grace = Duration::from_secs(config.server.shutdown_seconds);
+    // Handlers get the client's address (the login throttle counts failures per address).
+    let server = vidsnap_api::server::serve(
+        listener,
+        app,
+        config.server.http_limits(),
+        shutdown.clone(),
+        grace,
+    );
     let signals = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -228,7 +231,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })
     };
     server.await.context("serving HTTP")?;
-    let grace = Duration::from_secs(config.server.shutdown_seconds);
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!("background tasks did not stop within {grace:?}");
     }

@@ -1,5 +1,6 @@
 //! The API crate's integration tests, one binary: the OIDC verifier against a real JWKS server,
-//! and the OpenAPI description against the router it describes.
+//! the OpenAPI description against the router it describes, and the HTTP server's limits on
+//! clients over real sockets.
 
 // Tests start helper processes (the OpenAPI validator) directly.
 #![allow(clippy::disallowed_methods)]
@@ -7,3 +8,4 @@
 mod cors;
 mod oidc;
 mod openapi;
+mod server;

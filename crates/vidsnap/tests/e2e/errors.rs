@@ -123,8 +123,8 @@ fn missing_ffmpeg_says_how_to_install_it() {
 }
 
 #[test]
-fn zero_or_negative_interval_is_a_usage_error() {
-    for every in ["0s", "-5s", "0", "soon"] {
+fn zero_negative_or_sub_millisecond_interval_is_a_usage_error() {
+    for every in ["0s", "-5s", "0", "soon", "0.000000001s", "0.5ms"] {
         let sandbox = Sandbox::new();
         let (output, json) = sandbox.frames(&clip("short3.mp4"), &["--every", every]);
         assert_eq!(output.status.code(), Some(2), "--every {every}");

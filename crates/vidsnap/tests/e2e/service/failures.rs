@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::support::{App, Smtp, history};
@@ -150,17 +150,44 @@ async fn sigkill_mid_job_then_restart_succeeds_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interval_of_a_nanosecond_kills_the_video_not_the_server() {
+async fn work_is_bounded_before_it_is_accepted_and_again_once_the_video_is_known() {
     let smtp = Smtp::start().await;
     let data = tempfile::tempdir().unwrap();
-    let app = App::start(data.path(), &smtp.env()).await;
+    let mut env = smtp.env();
+    env.push(("VIDSNAP_LIMITS__MAX_FRAMES", "20".to_owned()));
+    let app = App::start(data.path(), &env).await;
     let token = app.register("ana@example.com").await;
+    // A nanosecond (three billion frames of a 3 s clip, which once crashed the server) is
+    // refused at the API, with the field.
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v1/videos",
+            Some(&token),
+            Some(json!({"file_name": "tiny.mp4", "options": {"every": "0.000000001s"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["fields"]["options.every"].is_string(),
+        "{body}"
+    );
+
+    // Shorter than one frame of this 25 fps clip: known once it is probed.
     let id = app
-        .upload(&token, &clip("short3.mp4"), "tiny.mp4", "0.000000001s")
+        .upload(&token, &clip("short3.mp4"), "fast.mp4", "0.01s")
         .await;
     let video = app.wait_for_status(&token, &id, "dead").await;
-    assert_eq!(video["last_error"]["code"], "too-many-frames");
+    assert_eq!(video["last_error"]["code"], "interval-too-short", "{video}");
     assert_eq!(video["attempts"], 1, "bad input is not retried");
+
+    // 30 frames of a 3 s clip, above the configured 20.
+    let id = app
+        .upload(&token, &clip("short3.mp4"), "many.mp4", "0.1s")
+        .await;
+    let video = app.wait_for_status(&token, &id, "dead").await;
+    assert_eq!(video["last_error"]["code"], "too-many-frames", "{video}");
+
     // The server is alive and still processes videos.
     let next = app
         .upload(&token, &clip("short3.mp4"), "fine.mp4", "1s")

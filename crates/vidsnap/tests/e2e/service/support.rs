@@ -41,7 +41,21 @@ pub struct App {
 impl App {
     /// Starts the service on a free port with `data_dir` and extra environment.
     pub async fn start(data_dir: &Path, env: &[(&str, String)]) -> App {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vidsnap"));
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_vidsnap")), data_dir, env).await
+    }
+
+    /// Starts the service with at most `fds` open files (soft and hard limit), as `ulimit -n`.
+    pub async fn start_with_file_limit(data_dir: &Path, env: &[(&str, String)], fds: u32) -> App {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {fds} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_vidsnap"),
+        ]);
+        Self::start_command(command, data_dir, env).await
+    }
+
+    async fn start_command(mut command: Command, data_dir: &Path, env: &[(&str, String)]) -> App {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
