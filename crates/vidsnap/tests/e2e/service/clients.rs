@@ -12,7 +12,7 @@ use tokio::{
 };
 
 use super::support::App;
-use crate::support::{Sandbox, clip};
+use crate::support::clip;
 
 /// `/healthz` on a connection of its own, bounded so a server that never answers fails the test.
 async fn healthz(app: &App) -> reqwest::StatusCode {
@@ -93,7 +93,7 @@ async fn an_upload_shorter_than_its_content_length_is_cut_off_and_leaves_nothing
 
     let video = app.video(&token, &id).await;
     assert_eq!(video["status"], "awaiting_upload", "{video}");
-    let partials: Vec<_> = Sandbox::list(&data.path().join("blobs"))
+    let partials: Vec<_> = files_under(&data.path().join("blobs"))
         .into_iter()
         .filter(|p| p.contains(".partial"))
         .collect();
@@ -103,4 +103,30 @@ async fn an_upload_shorter_than_its_content_length_is_cut_off_and_leaves_nothing
     let response = app.http.put(url).body(bytes).send().await.unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     app.wait_for_status(&token, &id, "succeeded").await;
+}
+
+/// Every file under `dir`, recursively, as paths relative to it.
+pub fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(
+                    path.strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    found.sort();
+    found
 }

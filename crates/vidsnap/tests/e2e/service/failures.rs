@@ -6,7 +6,10 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::support::{App, Smtp, history};
+use super::{
+    clients::files_under,
+    support::{App, Smtp, history},
+};
 use crate::support::clip;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,4 +196,53 @@ async fn work_is_bounded_before_it_is_accepted_and_again_once_the_video_is_known
         .upload(&token, &clip("short3.mp4"), "fine.mp4", "1s")
         .await;
     app.wait_for_status(&token, &next, "succeeded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_video_mid_step_cancels_its_job_and_leaves_no_bytes() {
+    let data = tempfile::tempdir().unwrap();
+    let app = App::start(data.path(), &[]).await;
+    let token = app.register("ana@example.com").await;
+    let id = app
+        .upload(&token, &clip("long-png.mp4"), "long.mp4", "0.25s")
+        .await;
+    app.wait_for_status(&token, &id, "processing").await;
+    // The step is running once its scratch directory holds something.
+    let scratch = data.path().join("tmp");
+    wait_until(|| !files_under(&scratch).is_empty()).await;
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/videos/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // The worker notices at its next step heartbeat and stops: its scratch goes.
+    wait_until(|| files_under(&scratch).is_empty()).await;
+    let (status, _) = app
+        .call(Method::GET, &format!("/v1/videos/{id}"), Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let left: Vec<String> = files_under(&data.path().join("blobs"))
+        .into_iter()
+        .filter(|f| f.contains(&id))
+        .collect();
+    assert!(left.is_empty(), "the deleted video's bytes: {left:?}");
+    // The worker slot is free and the server healthy.
+    let next = app
+        .upload(&token, &clip("short3.mp4"), "next.mp4", "1s")
+        .await;
+    app.wait_for_status(&token, &next, "succeeded").await;
+    assert!(app.stop().await.success());
+}
+
+/// Polls `condition` every 20 ms for up to 60 s.
+async fn wait_until(condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "not within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
