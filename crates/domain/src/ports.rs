@@ -414,6 +414,63 @@ pub trait BlobStore: Send + Sync {
     async fn presign_put(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest>;
     /// A URL the client can GET the blob from, until `expires`.
     async fn presign_get(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest>;
+
+    // --- housekeeping: the scheduler's sweep of temporaries and its orphan audit ---
+    /// The names of the folders directly inside the folder `prefix` (`""` for the top; `a/b`
+    /// and `a/b/` are the same folder), in no particular order. A missing folder has none.
+    async fn folders(&self, prefix: &str) -> PortResult<Vec<String>>;
+    /// Every blob in the folder `prefix` and below, the temporary files of unfinished writes
+    /// included, in no particular order. A missing folder has none.
+    async fn list(&self, prefix: &str) -> PortResult<Vec<ListedBlob>>;
+    /// Removes what interrupted writes left behind and nothing can finish any more: temporary
+    /// files not written to since `written_before` (local disk: a write in progress touches
+    /// its file all the time), multipart uploads started before `started_before` that no
+    /// resumable upload's staging names (S3: a live upload can be old). Never a blob, never
+    /// bytes staged for a resumable upload (see [`staged_uploads`](Self::staged_uploads)).
+    async fn sweep_temporaries(
+        &self,
+        written_before: DateTime<Utc>,
+        started_before: DateTime<Utc>,
+    ) -> PortResult<SweptTemporaries>;
+    /// The resumable uploads whose bytes are staged in this store (by the [`UploadStaging`]
+    /// beside it), whether or not their session still exists.
+    async fn staged_uploads(&self) -> PortResult<Vec<StagedUpload>>;
+    /// Removes what is staged for `upload` (on S3 its multipart upload is aborted too), for a
+    /// session that no longer exists: [`UploadStaging::abort`] without the session.
+    /// Idempotent: nothing staged is success.
+    async fn discard_staged(&self, upload: UploadId) -> PortResult<()>;
+}
+
+/// A blob as [`BlobStore::list`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedBlob {
+    /// Its key (without the store's own prefix).
+    pub key: String,
+    pub size: u64,
+    /// When it was last written.
+    pub modified: DateTime<Utc>,
+}
+
+/// What [`BlobStore::sweep_temporaries`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweptTemporaries {
+    /// Temporary files of writes that never finished (local disk).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Multipart uploads aborted (S3); the size of their parts is not known.
+    pub multipart_uploads: u64,
+}
+
+/// A resumable upload's staged bytes, as [`BlobStore::staged_uploads`] finds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedUpload {
+    pub upload: UploadId,
+    /// Bytes staged outside a multipart upload (on S3 the parts already uploaded are not
+    /// counted: S3 does not list them with the objects).
+    pub bytes: u64,
+    /// The last write to them.
+    pub modified: DateTime<Utc>,
 }
 
 /// Where an upload's bytes wait until its last byte arrives, then become the video's blob.

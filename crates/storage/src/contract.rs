@@ -39,6 +39,8 @@ macro_rules! contract_tests {
             presigned_put_then_get,
             tampered_urls_are_refused,
             expired_urls_are_refused,
+            folders_and_blobs_are_listed,
+            sweeping_temporaries_never_takes_a_blob,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -60,6 +62,8 @@ pub async fn blob_store_contract(store: &dyn BlobStore) {
     presigned_put_then_get(store).await;
     tampered_urls_are_refused(store).await;
     expired_urls_are_refused(store).await;
+    folders_and_blobs_are_listed(store).await;
+    sweeping_temporaries_never_takes_a_blob(store).await;
 }
 
 /// Bytes that differ from part to part (a short repeating pattern would hide parts stored out of
@@ -215,6 +219,94 @@ pub async fn delete_prefix_takes_the_folder_only(store: &dyn BlobStore) {
     store.delete_prefix("delete/u/w").await.expect("no slash");
     assert_missing(store, "delete/u/w/clip.mp4").await;
     assert!(store.size("delete/u/vx/clip.mp4").await.is_ok());
+}
+
+/// `folders` names the folders directly inside a folder, `list` every blob below it with its
+/// size and the time it was written; a folder is matched whole (`u/v` is not a part of `u/v1`),
+/// and a missing one has neither.
+pub async fn folders_and_blobs_are_listed(store: &dyn BlobStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // S3 keeps whole seconds; the server's clock may be a little off ours.
+    let before = Utc::now() - TimeDelta::seconds(5);
+    let blobs = [
+        ("listing/u/v1/clip.mp4", 10),
+        ("listing/u/v1/frames/0001.jpg", 20),
+        ("listing/u/v2/a.bin", 30),
+        ("listing/u/jobs/j/probe/probe.json", 5),
+        ("listing/u/top.txt", 1),
+        ("listing/other/x.bin", 1),
+    ];
+    for (i, (key, size)) in blobs.iter().enumerate() {
+        put(store, dir.path(), key, &noise(*size, 40 + i as u64)).await;
+    }
+    let after = Utc::now() + TimeDelta::seconds(5);
+
+    let folders = |prefix: &'static str| async move {
+        let mut names = store
+            .folders(prefix)
+            .await
+            .unwrap_or_else(|e| panic!("folders of {prefix:?}: {e}"));
+        names.sort();
+        names
+    };
+    assert_eq!(folders("listing/u/").await, ["jobs", "v1", "v2"]);
+    assert_eq!(folders("listing/u").await, ["jobs", "v1", "v2"], "no slash");
+    assert_eq!(folders("listing/").await, ["other", "u"]);
+    assert!(folders("listing/u/v").await.is_empty(), "not a folder");
+    assert!(
+        folders("listing/none/").await.is_empty(),
+        "a missing folder"
+    );
+    assert!(folders("").await.contains(&"listing".to_owned()), "the top");
+
+    let list = |prefix: &'static str| async move {
+        let mut listed = store
+            .list(prefix)
+            .await
+            .unwrap_or_else(|e| panic!("list {prefix:?}: {e}"));
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        listed
+    };
+    let v1 = list("listing/u/v1/").await;
+    let found: Vec<(&str, u64)> = v1.iter().map(|b| (b.key.as_str(), b.size)).collect();
+    assert_eq!(
+        found,
+        [
+            ("listing/u/v1/clip.mp4", 10),
+            ("listing/u/v1/frames/0001.jpg", 20)
+        ]
+    );
+    for blob in &v1 {
+        assert!(
+            blob.modified > before && blob.modified < after,
+            "{} written at {}, between {before} and {after}",
+            blob.key,
+            blob.modified
+        );
+    }
+    assert_eq!(list("listing/u").await.len(), 5, "every depth, no slash");
+    assert!(list("listing/u/v").await.is_empty(), "not a folder");
+    assert!(list("listing/none/").await.is_empty(), "a missing folder");
+    assert!(matches!(
+        store.list("listing/../u").await,
+        Err(PortError::Conflict(_))
+    ));
+}
+
+/// A sweep of temporaries takes no blob, however old it is.
+pub async fn sweeping_temporaries_never_takes_a_blob(store: &dyn BlobStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = "sweep/u/v/clip.mp4";
+    let bytes = noise(BIG_FILE_BYTES, 50);
+    put(store, dir.path(), key, &bytes).await;
+    store
+        .sweep_temporaries(
+            Utc::now() + TimeDelta::hours(1),
+            Utc::now() + TimeDelta::hours(1),
+        )
+        .await
+        .expect("sweep");
+    assert_eq!(read_back(store, key).await, bytes);
 }
 
 async fn send(request: &PresignedRequest, url: &Url, body: Option<Vec<u8>>) -> reqwest::Response {

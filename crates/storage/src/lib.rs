@@ -13,6 +13,9 @@
 //!   through presigned part URLs.
 //! - [`s3_staging`]: [`S3Staging`], resumable uploads' bytes as the parts of an S3 multipart
 //!   upload, the tail of each piece in an object of its own, completed into the blob key.
+//! - `s3_housekeeping`: what the scheduler's storage sweep asks of an [`S3Store`]: folders and
+//!   blobs for the orphan audit, multipart uploads nobody can finish (ListMultipartUploads, a
+//!   presigned request of our own), the staging folders of resumable uploads.
 //! - `contract` (feature `contract`): the behaviour every backend must show, written once as async
 //!   functions over `&dyn BlobStore`; each backend's tests run them.
 
@@ -22,6 +25,7 @@ mod digest;
 pub mod key;
 pub mod local;
 pub mod s3;
+mod s3_housekeeping;
 pub mod s3_multipart;
 pub mod s3_staging;
 pub mod signed;

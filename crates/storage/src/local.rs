@@ -1,15 +1,20 @@
 //! Blobs as files under a root directory.
 
 use std::{
+    fs::Metadata,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tempfile::NamedTempFile;
-use vidsnap_domain::{BlobStore, PortError, PortResult, PresignedRequest};
+use vidsnap_domain::{
+    BlobStore, PortError, PortResult, PresignedRequest, UploadId,
+    ports::{ListedBlob, StagedUpload, SweptTemporaries},
+};
 
-use crate::{UrlSigner, key};
+use crate::{UrlSigner, key, staging::STAGING};
 
 /// A [`BlobStore`] on the local filesystem. Workers read blobs in place; writes go through a
 /// temporary file in the destination directory and a rename, so a blob is absent or complete.
@@ -48,35 +53,19 @@ impl LocalStore {
     /// Removes the temporary files of writes that never finished (a process killed mid-PUT
     /// leaves `.upload-*.partial` beside the blob it was writing) that nothing has touched for
     /// `idle`: a write in progress touches its file all the time. Returns how many it removed.
-    pub fn sweep_partials(&self, idle: std::time::Duration) -> std::io::Result<u64> {
-        let now = std::time::SystemTime::now();
-        let mut removed = 0;
-        let mut folders = vec![self.root.clone()];
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder)?.flatten() {
-                let path = entry.path();
-                let Ok(kind) = entry.file_type() else {
-                    continue;
-                };
-                if kind.is_dir() {
-                    folders.push(path);
-                    continue;
-                }
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if !(name.starts_with(".upload-") && name.ends_with(".partial")) {
-                    continue;
-                }
-                let stale = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|at| now.duration_since(at).unwrap_or_default() >= idle);
-                if stale && std::fs::remove_file(&path).is_ok() {
-                    removed += 1;
-                }
-            }
+    pub fn sweep_partials(&self, idle: Duration) -> std::io::Result<u64> {
+        let before = SystemTime::now() - idle;
+        remove_partials(&self.root, before).map(|swept| swept.files)
+    }
+
+    /// The directory of the folder `prefix` (`""` for the root).
+    fn folder_path(&self, prefix: &str) -> PortResult<PathBuf> {
+        let trimmed = prefix.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return Ok(self.root.clone());
         }
-        Ok(removed)
+        key::check(trimmed)?;
+        Ok(self.path_of(trimmed))
     }
 
     /// A temporary file beside `key`'s destination, and that destination.
@@ -92,6 +81,78 @@ impl LocalStore {
             .map_err(|e| unavailable("creating a file in", dir, e))?;
         Ok((temp, destination))
     }
+}
+
+/// Whether a file is the temporary file of a write ([`LocalStore::temp_for`]).
+fn is_partial(name: &str) -> bool {
+    name.starts_with(".upload-") && name.ends_with(".partial")
+}
+
+fn modified(meta: &Metadata) -> DateTime<Utc> {
+    meta.modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A folder that is not there (or is a file): it holds nothing.
+fn missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+/// Calls `visit` with every regular file under `dir` (at any depth). A folder that vanishes
+/// meanwhile (deleted by someone else) is skipped; a missing `dir` has no files.
+fn walk(dir: &Path, visit: &mut impl FnMut(&Path, &Metadata)) -> std::io::Result<()> {
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if missing(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                folders.push(entry.path());
+            } else if kind.is_file()
+                && let Ok(meta) = entry.metadata()
+            {
+                visit(&entry.path(), &meta);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the partial files under `root` last written before `before`.
+fn remove_partials(root: &Path, before: SystemTime) -> std::io::Result<SweptTemporaries> {
+    let mut swept = SweptTemporaries::default();
+    walk(root, &mut |path, meta| {
+        let partial = path
+            .file_name()
+            .is_some_and(|name| is_partial(&name.to_string_lossy()));
+        let stale = meta.modified().is_ok_and(|at| at < before);
+        if partial && stale && std::fs::remove_file(path).is_ok() {
+            swept.files += 1;
+            swept.bytes += meta.len();
+        }
+    })?;
+    Ok(swept)
+}
+
+/// Runs blocking filesystem work off the async threads.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    path: PathBuf,
+    work: impl FnOnce(&Path) -> std::io::Result<T> + Send + 'static,
+) -> PortResult<T> {
+    tokio::task::spawn_blocking(move || work(&path).map_err(|e| unavailable(what, &path, e)))
+        .await
+        .map_err(|e| PortError::Unavailable(format!("{what} task: {e}")))?
 }
 
 #[async_trait]
@@ -153,6 +214,93 @@ impl BlobStore for LocalStore {
     async fn presign_get(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest> {
         key::check(key)?;
         Ok(self.signer.sign("GET", key, expires))
+    }
+
+    async fn folders(&self, prefix: &str) -> PortResult<Vec<String>> {
+        let dir = self.folder_path(prefix)?;
+        blocking("listing", dir, |dir| {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if missing(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            Ok(entries
+                .flatten()
+                .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect())
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> PortResult<Vec<ListedBlob>> {
+        let dir = self.folder_path(prefix)?;
+        let root = self.root.clone();
+        blocking("listing", dir, move |dir| {
+            let mut listed = Vec::new();
+            walk(dir, &mut |path, meta| {
+                let Ok(relative) = path.strip_prefix(&root) else {
+                    return;
+                };
+                let key: Vec<_> = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect();
+                listed.push(ListedBlob {
+                    key: key.join("/"),
+                    size: meta.len(),
+                    modified: modified(meta),
+                });
+            })?;
+            Ok(listed)
+        })
+        .await
+    }
+
+    /// Only the temporary files of writes (`.upload-*.partial`): local disk has no multipart
+    /// uploads.
+    async fn sweep_temporaries(
+        &self,
+        written_before: DateTime<Utc>,
+        _started_before: DateTime<Utc>,
+    ) -> PortResult<SweptTemporaries> {
+        let before = SystemTime::from(written_before);
+        blocking("sweeping", self.root.clone(), move |root| {
+            remove_partials(root, before)
+        })
+        .await
+    }
+
+    async fn staged_uploads(&self) -> PortResult<Vec<StagedUpload>> {
+        blocking("listing", self.root.join(STAGING), |dir| {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if missing(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            Ok(entries
+                .flatten()
+                .filter_map(|entry| {
+                    let upload = entry.file_name().to_str()?.parse::<UploadId>().ok()?;
+                    let meta = entry.metadata().ok().filter(Metadata::is_file)?;
+                    Some(StagedUpload {
+                        upload,
+                        bytes: meta.len(),
+                        modified: modified(&meta),
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn discard_staged(&self, upload: UploadId) -> PortResult<()> {
+        let path = self.root.join(STAGING).join(upload.to_string());
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(unavailable("deleting", &path, e)),
+        }
     }
 }
 

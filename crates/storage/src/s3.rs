@@ -18,13 +18,17 @@ use object_store::{
     Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
     PutOptions, PutPayload, RetryConfig, WriteMultipart,
     aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential},
+    client::{HttpClient, HttpConnector, ReqwestConnector},
     list::{PaginatedListOptions, PaginatedListStore},
     path::Path as ObjectPath,
     signer::{Method, Signer, Url},
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use vidsnap_domain::{BlobStore, PortError, PortResult, PresignedRequest};
+use vidsnap_domain::{
+    BlobStore, PortError, PortResult, PresignedRequest, UploadId,
+    ports::{ListedBlob, StagedUpload, SweptTemporaries},
+};
 
 use crate::key;
 
@@ -160,6 +164,8 @@ pub struct S3Store {
     /// Without slashes at either end; empty for none.
     prefix: String,
     part_bytes: u64,
+    /// For the requests object_store does not make (ListMultipartUploads), presigned by `store`.
+    http: HttpClient,
 }
 
 impl S3Store {
@@ -175,6 +181,9 @@ impl S3Store {
             return Err(S3ConfigError::Prefix(prefix.to_owned()));
         }
         let store = build(&config, config.endpoint.as_deref(), "endpoint")?;
+        let http = ReqwestConnector::default()
+            .connect(&client_options(&config))
+            .map_err(S3ConfigError::Client)?;
         let signer = match &config.public_endpoint {
             Some(public) => build(&config, Some(public), "public_endpoint")?,
             None => store.clone(),
@@ -184,6 +193,7 @@ impl S3Store {
             signer: Arc::new(signer),
             prefix: prefix.to_owned(),
             part_bytes,
+            http,
         })
     }
 
@@ -195,6 +205,16 @@ impl S3Store {
     /// The client that signs URLs for `public_endpoint`.
     pub(crate) fn url_signer(&self) -> &Arc<AmazonS3> {
         &self.signer
+    }
+
+    /// The HTTP client for requests object_store does not make.
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The store's own prefix, without slashes at either end; empty for none.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The configured part size (`multipart_part_bytes`).
@@ -298,19 +318,23 @@ impl S3Store {
     }
 }
 
+/// Whole-request timeouts would cut off large transfers; a stalled connection is caught by the
+/// read timeout instead, and failed requests are retried with backoff.
+fn client_options(config: &S3Config) -> ClientOptions {
+    ClientOptions::new()
+        .with_allow_http(config.allow_http)
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_read_timeout(Duration::from_secs(60))
+        .with_timeout_disabled()
+}
+
 /// One client for `endpoint` (`field` names it in errors).
 fn build(
     config: &S3Config,
     endpoint: Option<&str>,
     field: &'static str,
 ) -> Result<AmazonS3, S3ConfigError> {
-    // Whole-request timeouts would cut off large transfers; a stalled connection is caught by
-    // the read timeout instead, and failed requests are retried with backoff.
-    let options = ClientOptions::new()
-        .with_allow_http(config.allow_http)
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_read_timeout(Duration::from_secs(60))
-        .with_timeout_disabled();
+    let options = client_options(config);
     // object_store's default (10 retries over up to 3 minutes) would hold a request, and a
     // readiness check, for minutes while the store is down; a few quick retries ride out blips.
     let retry = RetryConfig {
@@ -562,6 +586,35 @@ impl BlobStore for S3Store {
 
     async fn presign_get(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest> {
         self.presign(Method::GET, key, expires).await
+    }
+
+    async fn folders(&self, prefix: &str) -> PortResult<Vec<String>> {
+        self.folders_in(prefix).await
+    }
+
+    async fn list(&self, prefix: &str) -> PortResult<Vec<ListedBlob>> {
+        self.list_in(prefix).await
+    }
+
+    /// S3 writes no temporary objects (an object appears when its PUT or multipart upload
+    /// completes); what interrupted writes leave are multipart uploads.
+    async fn sweep_temporaries(
+        &self,
+        _written_before: DateTime<Utc>,
+        started_before: DateTime<Utc>,
+    ) -> PortResult<SweptTemporaries> {
+        Ok(SweptTemporaries {
+            multipart_uploads: self.sweep_multipart(started_before).await?,
+            ..SweptTemporaries::default()
+        })
+    }
+
+    async fn staged_uploads(&self) -> PortResult<Vec<StagedUpload>> {
+        self.staged().await
+    }
+
+    async fn discard_staged(&self, upload: UploadId) -> PortResult<()> {
+        self.discard(upload).await
     }
 }
 

@@ -41,16 +41,20 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use vidsnap_domain::{
     AppendError, Appended, ByteStream, Checksum, PortError, PortResult, Repository, Upload,
-    UploadStaging,
+    UploadId, UploadStaging,
 };
 
 use crate::{
     S3Store,
     s3::{MAX_PARTS, failed, io_failed, unavailable},
+    staging::STAGING,
 };
 
 /// Writes are batched this much before they reach the scratch file.
 const WRITE_BUFFER: usize = 1 << 20;
+
+/// How the names of marker objects start (`unique("multipart")`).
+pub(crate) const MARKER: &str = "multipart-";
 
 /// Where a finished upload goes. S3 needs the key when the multipart upload starts (at the first
 /// full part), long before [`UploadStaging::complete`] names it.
@@ -139,11 +143,13 @@ struct Tail {
     size: u64,
 }
 
-/// A marker object's content.
+/// A marker object's content: the multipart upload it announces.
 #[derive(Debug, Serialize, Deserialize)]
-struct Marker {
-    key: String,
-    id: String,
+pub(crate) struct Marker {
+    /// The blob key the multipart upload completes into.
+    pub(crate) key: String,
+    /// S3's upload id.
+    pub(crate) id: String,
 }
 
 impl Staged {
@@ -217,6 +223,75 @@ fn lost(upload: &Upload, what: &str) -> PortError {
     ))
 }
 
+/// An upload's staging folder, as a blob key.
+pub(crate) fn staging_folder(upload: UploadId) -> String {
+    format!("{STAGING}/{upload}")
+}
+
+/// Removes every object of the staging folder `folder` but those named in `keep`; the
+/// multipart upload a removed marker announces is aborted first.
+pub(crate) async fn sweep_folder(store: &S3Store, folder: &str, keep: &[&str]) -> PortResult<()> {
+    let location = store.location(folder)?;
+    let listed: Vec<_> = store
+        .client()
+        .list(Some(&location))
+        .try_collect()
+        .await
+        .map_err(|e| unavailable("listing", folder, e))?;
+    for object in listed {
+        let name = object.location.filename().unwrap_or_default();
+        if keep.contains(&name) {
+            continue;
+        }
+        if name.starts_with(MARKER)
+            && let Some(marked) = read_marker(store, &object.location).await?
+        {
+            abort_multipart(store, &marked.key, &marked.id).await?;
+        }
+        match store.client().delete(&object.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(unavailable("deleting", object.location.as_ref(), e)),
+        }
+    }
+    Ok(())
+}
+
+/// The multipart upload a marker object announces; `None` when the marker is gone or
+/// unreadable (nothing can be aborted by it then).
+pub(crate) async fn read_marker(
+    store: &S3Store,
+    marker: &ObjectPath,
+) -> PortResult<Option<Marker>> {
+    let body = match store.client().get(marker).await {
+        Ok(got) => got
+            .bytes()
+            .await
+            .map_err(|e| unavailable("reading", marker.as_ref(), e))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(unavailable("reading", marker.as_ref(), e)),
+    };
+    match serde_json::from_slice::<Marker>(&body) {
+        Ok(marked) => Ok(Some(marked)),
+        Err(_) => {
+            tracing::warn!(%marker, "an unreadable multipart marker");
+            Ok(None)
+        }
+    }
+}
+
+/// Aborts a multipart upload; one already gone (aborted, completed) is fine.
+pub(crate) async fn abort_multipart(store: &S3Store, key: &str, id: &str) -> PortResult<()> {
+    let location = store.location(key)?;
+    match store
+        .client()
+        .abort_multipart(&location, &id.to_owned())
+        .await
+    {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(unavailable("aborting the multipart upload of", key, e)),
+    }
+}
+
 impl S3Staging {
     /// Stages in `store`'s bucket, buffering pieces in `scratch` (created if needed);
     /// `destination` says which key each upload completes into.
@@ -240,7 +315,7 @@ impl S3Staging {
 
     /// The upload's staging folder, as a blob key.
     fn folder(upload: &Upload) -> String {
-        format!(".uploads/{}", upload.id)
+        staging_folder(upload.id)
     }
 
     fn staged_object(&self, upload: &Upload, name: &str) -> PortResult<ObjectPath> {
@@ -264,58 +339,17 @@ impl S3Staging {
     /// writers that died before recording them, tails superseded since, or (with `None`)
     /// everything.
     async fn sweep(&self, upload: &Upload, keep: Option<&Staged>) -> PortResult<()> {
-        let folder = Self::folder(upload);
-        let location = self.store.location(&folder)?;
-        let listed: Vec<_> = self
-            .s3()
-            .list(Some(&location))
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("listing", &folder, e))?;
         let kept_tail = keep.and_then(|s| s.tail.as_ref()).map(|t| t.name.as_str());
         let kept_marker = keep
             .and_then(|s| s.multipart.as_ref())
             .map(|m| m.marker.as_str());
-        for object in listed {
-            let name = object.location.filename().unwrap_or_default();
-            if Some(name) == kept_tail || Some(name) == kept_marker {
-                continue;
-            }
-            if name.starts_with("multipart-") {
-                self.abort_marked(&object.location).await?;
-            }
-            match self.s3().delete(&object.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(unavailable("deleting", object.location.as_ref(), e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Aborts the multipart upload a marker announces.
-    async fn abort_marked(&self, marker: &ObjectPath) -> PortResult<()> {
-        let body = match self.s3().get(marker).await {
-            Ok(got) => got
-                .bytes()
-                .await
-                .map_err(|e| unavailable("reading", marker.as_ref(), e))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(unavailable("reading", marker.as_ref(), e)),
-        };
-        let Ok(marked) = serde_json::from_slice::<Marker>(&body) else {
-            tracing::warn!(%marker, "an unreadable multipart marker: deleting it");
-            return Ok(());
-        };
-        self.abort_multipart(&marked.key, &marked.id).await
+        let kept: Vec<&str> = kept_tail.into_iter().chain(kept_marker).collect();
+        sweep_folder(&self.store, &Self::folder(upload), &kept).await
     }
 
     /// Aborts a multipart upload; one already gone (aborted, completed) is fine.
     async fn abort_multipart(&self, key: &str, id: &str) -> PortResult<()> {
-        let location = self.store.location(key)?;
-        match self.s3().abort_multipart(&location, &id.to_owned()).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(unavailable("aborting the multipart upload of", key, e)),
-        }
+        abort_multipart(&self.store, key, id).await
     }
 
     /// Starts the multipart upload `upload` completes into, with its marker.

@@ -21,6 +21,10 @@ use vidsnap_domain::{
 
 use crate::{LocalStore, key};
 
+/// The folder, under the blob root (or the bucket's prefix on S3), where resumable uploads'
+/// bytes are staged.
+pub(crate) const STAGING: &str = ".uploads";
+
 /// Writes are batched this much before they reach the file (the body arrives in small frames).
 const WRITE_BUFFER: usize = 1 << 20;
 
@@ -38,7 +42,7 @@ fn unavailable(action: &str, path: &Path, e: std::io::Error) -> PortError {
 impl LocalStaging {
     /// Stages under `{store root}/.uploads`, created if needed.
     pub fn new(store: &LocalStore) -> PortResult<Self> {
-        let dir = store.root().join(".uploads");
+        let dir = store.root().join(STAGING);
         std::fs::create_dir_all(&dir).map_err(|e| unavailable("creating", &dir, e))?;
         Ok(Self {
             store: store.clone(),

@@ -6,7 +6,7 @@ use std::{ops::Deref, sync::Arc};
 use async_trait::async_trait;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
-use vidsnap_domain::{PortResult, UploadListener, UploadOutcome};
+use vidsnap_domain::{BlobStore, PortResult, UploadListener, UploadOutcome};
 use vidsnap_storage::{LocalStore, UrlSigner};
 
 /// Uploads go nowhere: the contract reads them back through the store.
@@ -68,4 +68,47 @@ vidsnap_storage::contract_tests!(fresh);
 async fn every_check_on_one_store() {
     let store = fresh().await;
     vidsnap_storage::contract::blob_store_contract(&*store).await;
+}
+
+/// The temporary file of an interrupted write goes once it has not been written to since the
+/// cutoff; one written to since, and every blob, stay.
+#[tokio::test]
+async fn stale_partial_files_are_swept_and_fresh_ones_kept() {
+    let store = fresh().await;
+    let folder = store.root().join("user/video");
+    std::fs::create_dir_all(&folder).expect("a folder");
+    let stale = folder.join(".upload-stale.partial");
+    let fresh_one = folder.join(".upload-fresh.partial");
+    let blob = folder.join("clip.mp4");
+    std::fs::write(&stale, vec![1; 1000]).expect("a partial file");
+    std::fs::write(&fresh_one, b"bytes").expect("a partial file");
+    std::fs::write(&blob, b"blob").expect("a blob");
+    let now = chrono::Utc::now();
+    let two_hours_ago = std::time::SystemTime::from(now - chrono::TimeDelta::hours(2));
+    for path in [&stale, &blob] {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(two_hours_ago))
+            .expect("an old file");
+    }
+
+    let swept = store
+        .sweep_temporaries(now - chrono::TimeDelta::hours(1), now)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (swept.files, swept.bytes, swept.multipart_uploads),
+        (1, 1000, 0)
+    );
+    assert!(!stale.exists());
+    assert!(fresh_one.exists(), "written to within the grace");
+    assert!(blob.exists(), "a blob is never swept");
+
+    let listed = store.list("user/video").await.expect("list");
+    assert_eq!(
+        listed.len(),
+        2,
+        "temporary files are listed too: {listed:?}"
+    );
 }

@@ -181,3 +181,45 @@ async fn lost_staged_bytes_are_an_error_and_abort_is_idempotent() {
         Err(PortError::Unavailable(_))
     ));
 }
+
+/// The store finds every upload staged beside it, and discards one without its session (which
+/// the scheduler does once the session is gone), idempotently, leaving the others.
+#[tokio::test]
+async fn the_store_finds_and_discards_staged_uploads() {
+    use vidsnap_domain::BlobStore;
+
+    let root = tempfile::tempdir().expect("temp dir");
+    let (store, staging) = staging(root.path());
+    let (gone, live) = (session(8), session(8));
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(5);
+    for (upload, piece) in [(&gone, &b"1234"[..]), (&live, &b"123456"[..])] {
+        staging
+            .append(upload, body(&[piece], false), None)
+            .await
+            .expect("a piece");
+    }
+    // Not an upload's: left alone.
+    std::fs::write(root.path().join(".uploads/notes.txt"), b"x").expect("a stray file");
+
+    let mut staged = store.staged_uploads().await.expect("staged uploads");
+    staged.sort_by_key(|s| (s.bytes, s.upload));
+    let found: Vec<_> = staged.iter().map(|s| (s.upload, s.bytes)).collect();
+    assert_eq!(found, [(gone.id, 4), (live.id, 6)]);
+    assert!(staged.iter().all(|s| s.modified > before));
+
+    store.discard_staged(gone.id).await.expect("discard");
+    store.discard_staged(gone.id).await.expect("discard again");
+    assert!(!staging.path_of(&gone).exists());
+    assert!(
+        staging.path_of(&live).exists(),
+        "another upload's bytes stay"
+    );
+    let left: Vec<_> = store
+        .staged_uploads()
+        .await
+        .expect("staged uploads")
+        .into_iter()
+        .map(|s| s.upload)
+        .collect();
+    assert_eq!(left, [live.id]);
+}

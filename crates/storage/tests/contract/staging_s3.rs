@@ -458,3 +458,102 @@ async fn uploads_below_one_part_and_empty_ones_complete() {
     assert_eq!(p.a.complete(&empty, &key).await.expect("complete"), 0);
     assert!(p.blob(&key).await.is_empty());
 }
+
+/// The storage sweep on S3: a multipart upload nobody can finish (a client's abandoned direct
+/// upload) is aborted once it started before the cutoff, and kept until then; one a resumable
+/// upload's staging names is kept however old, as is anything outside the store's prefix. The
+/// store finds the staged uploads, and discards one whose session is gone with its multipart
+/// upload; the other still completes whole.
+#[tokio::test]
+async fn stale_multipart_uploads_are_aborted_and_staged_ones_kept() {
+    use chrono::{TimeDelta, Utc};
+    use object_store::multipart::MultipartStore;
+    use vidsnap_domain::{
+        BlobStore,
+        ports::{DirectMultipart, SweptTemporaries},
+    };
+    use vidsnap_storage::S3Multipart;
+
+    let p = processes().await;
+    let start = Utc::now() - TimeDelta::seconds(5);
+    let total = 12 * MIB;
+    let source = noise(total, 60);
+    let mut live = session(total);
+    append(&p.a, &mut live, &source[..6 * MIB], None).await;
+    let mut gone = session(total);
+    append(&p.b, &mut gone, &source[..5 * MIB + 3], None).await;
+    assert_eq!((parts(&live), parts(&gone)), (1, 1), "both started theirs");
+    let direct = S3Multipart::new(&p.store)
+        .start(&format!("{}/{}/direct.mp4", UserId::new(), VideoId::new()))
+        .await
+        .expect("a direct multipart upload");
+    let outside_key = ObjectPath::from("elsewhere/x.mp4");
+    let outside = p
+        .store
+        .raw()
+        .create_multipart(&outside_key)
+        .await
+        .expect("a multipart upload outside the prefix");
+    assert_eq!(p.multipart_uploads().await.len(), 4);
+
+    let young = p
+        .store
+        .sweep_temporaries(Utc::now(), start - TimeDelta::hours(1))
+        .await
+        .expect("sweep");
+    assert_eq!(young, SweptTemporaries::default(), "all started since");
+    assert_eq!(p.multipart_uploads().await.len(), 4);
+
+    let swept = p
+        .store
+        .sweep_temporaries(Utc::now(), Utc::now() + TimeDelta::minutes(1))
+        .await
+        .expect("sweep");
+    assert_eq!(swept.multipart_uploads, 1, "{swept:?}");
+    let left = p.multipart_uploads().await;
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(!left.contains(&direct.upload_id), "the abandoned one");
+    assert!(left.contains(&outside), "outside the store's prefix");
+
+    let mut staged: Vec<_> = p
+        .store
+        .staged_uploads()
+        .await
+        .expect("staged uploads")
+        .into_iter()
+        .map(|s| {
+            assert!(s.modified > start, "{s:?}");
+            assert!(s.bytes > 0, "{s:?}");
+            s.upload
+        })
+        .collect();
+    staged.sort();
+    let mut expected = vec![live.id, gone.id];
+    expected.sort();
+    assert_eq!(staged, expected);
+
+    p.store.discard_staged(gone.id).await.expect("discard");
+    p.store
+        .discard_staged(gone.id)
+        .await
+        .expect("discard again");
+    assert!(p.staged(&gone).await.is_empty());
+    assert_eq!(
+        p.multipart_uploads().await.len(),
+        2,
+        "its multipart upload went with it"
+    );
+
+    append(&p.b, &mut live, &source[6 * MIB..], None).await;
+    let key = key(&live);
+    p.a.complete(&live, &key).await.expect("complete");
+    assert_eq!(
+        sha2::Sha256::digest(&p.blob(&key).await),
+        sha2::Sha256::digest(&source)
+    );
+    p.store
+        .raw()
+        .abort_multipart(&outside_key, &outside)
+        .await
+        .expect("abort the one outside");
+}
