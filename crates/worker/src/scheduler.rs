@@ -1,18 +1,25 @@
 //! Housekeeping that must run somewhere, once or more, but needs no worker slot: enqueueing again
 //! the videos whose job was lost; expiring idle upload sessions (their staged bytes and their
-//! videos); removing videos whose presigned upload was never used. It runs in the `scheduler`
-//! role (or `all`, or any role with `scheduler.enabled`); several schedulers at once are harmless
-//! because every task is idempotent and every deletion conditional (re-checked by the database
-//! when it deletes).
+//! videos); removing videos whose presigned upload was never used; sweeping the storage of what
+//! interrupted writes left and auditing it for blobs without a row (`storage`). It runs in the
+//! `scheduler` role (or `all`, or any role with `scheduler.enabled`); several schedulers at once
+//! are harmless because every task is idempotent and every deletion conditional (re-checked by
+//! the database when it deletes, or by the storage sweep's grace).
+
+mod storage;
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vidsnap_domain::{BlobStore, JobId, JobQueue, NewTask, Repository};
 use vidsnap_jobs::JobService;
 use vidsnap_uploads::UploadCore;
+
+use storage::StorageSweep;
+pub use storage::{Audit, Orphaned, StorageSweepConfig, StorageSwept};
 
 /// What the scheduler does and how often.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +39,8 @@ pub struct SchedulerConfig {
     /// A video still `awaiting_upload` this long after its presigned upload URL expired (and
     /// with no upload session) is removed: margin for a PUT that started just before expiry.
     pub abandoned_grace_seconds: u64,
+    /// `[scheduler.storage]`: the storage sweep (stale temporaries, orphaned blobs).
+    pub storage: StorageSweepConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -42,6 +51,7 @@ impl Default for SchedulerConfig {
             requeue_after_seconds: 900,
             cleanup_seconds: 60.0,
             abandoned_grace_seconds: 3600,
+            storage: StorageSweepConfig::default(),
         }
     }
 }
@@ -125,10 +135,13 @@ impl Scheduler {
             (self.config.sweep_seconds > 0).then(|| Duration::from_secs(self.config.sweep_seconds));
         let cleanup_every = (self.cleanup.is_some() && self.config.cleanup_seconds > 0.0)
             .then(|| Duration::from_secs_f64(self.config.cleanup_seconds));
-        if requeue_every.is_none() && cleanup_every.is_none() {
+        let storage_every = (self.cleanup.is_some() && self.config.storage.interval_seconds > 0)
+            .then(|| Duration::from_secs(self.config.storage.interval_seconds));
+        if requeue_every.is_none() && cleanup_every.is_none() && storage_every.is_none() {
             return;
         }
         let (mut next_requeue, mut next_cleanup) = (Instant::now(), Instant::now());
+        let mut next_storage = Instant::now();
         loop {
             let now = Instant::now();
             if let Some(every) = requeue_every
@@ -144,9 +157,16 @@ impl Scheduler {
                 self.clean_up().await;
                 next_cleanup = now + every;
             }
+            if let Some(every) = storage_every
+                && now >= next_storage
+            {
+                self.sweep_storage(Utc::now()).await;
+                next_storage = Instant::now() + every;
+            }
             let wake = [
                 requeue_every.map(|_| next_requeue),
                 cleanup_every.map(|_| next_cleanup),
+                storage_every.map(|_| next_storage),
             ]
             .into_iter()
             .flatten()
@@ -269,5 +289,30 @@ impl Scheduler {
             removed += 1;
         }
         removed
+    }
+    /// One storage sweep at `now` (`[scheduler.storage]`): the orphan audit, then what
+    /// interrupted writes left. Needs [`with_cleanup`](Self::with_cleanup)'s blob store.
+    pub async fn sweep_storage(&self, now: DateTime<Utc>) -> StorageSwept {
+        match self.storage_sweep() {
+            Some(sweep) => sweep.run(now).await,
+            None => StorageSwept::default(),
+        }
+    }
+
+    /// Only the orphan audit of [`sweep_storage`](Self::sweep_storage).
+    pub async fn audit_orphans(&self, now: DateTime<Utc>) -> Audit {
+        match self.storage_sweep() {
+            Some(sweep) => sweep.audit(now).await,
+            None => Audit::default(),
+        }
+    }
+
+    fn storage_sweep(&self) -> Option<StorageSweep<'_>> {
+        let cleanup = self.cleanup.as_ref()?;
+        Some(StorageSweep {
+            config: &self.config.storage,
+            repo: self.repo.as_ref(),
+            blobs: cleanup.blobs.as_ref(),
+        })
     }
 }

@@ -1,8 +1,10 @@
 //! The worker around stand-in runners (a panicking one, one that never ends), on a real SQLite
 //! repository and queue and a real local blob store: what happens to a step when its run
-//! panics or its job is cancelled.
+//! panics or its job is cancelled; and the scheduler's storage sweep (`storage_sweep`).
 
 #![allow(clippy::unwrap_used)]
+
+mod storage_sweep;
 
 use std::{
     collections::BTreeMap,
