@@ -36,6 +36,9 @@ pub enum ErrorCode {
     Timeout,
     /// Writing an output failed (disk full, permissions).
     OutputFailed,
+    /// The worker running the step stopped (crashed, was killed, lost its machine) on its last
+    /// attempt: a step that keeps taking its worker down ends here, not in a crash loop.
+    WorkerLost,
     /// The run was interrupted (Ctrl-C, shutdown) before it finished; nothing was published.
     Interrupted,
     /// A bug or an unexpected condition; the message says what, the logs say more.
@@ -44,7 +47,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         Self::InvalidArgument,
         Self::InputNotFound,
         Self::UnsupportedFormat,
@@ -59,6 +62,7 @@ impl ErrorCode {
         Self::FfmpegMissing,
         Self::Timeout,
         Self::OutputFailed,
+        Self::WorkerLost,
         Self::Interrupted,
         Self::Internal,
     ];
@@ -80,6 +84,7 @@ impl ErrorCode {
             Self::FfmpegMissing => "ffmpeg-missing",
             Self::Timeout => "timeout",
             Self::OutputFailed => "output-failed",
+            Self::WorkerLost => "worker-lost",
             Self::Interrupted => "interrupted",
             Self::Internal => "internal",
         }

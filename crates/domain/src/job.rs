@@ -579,15 +579,12 @@ impl Job {
             }
         };
         if takeover {
-            applied.mirror(
-                Gate::NoOtherRunning(task.step.clone()),
-                Transition::to(VideoStatus::Queued).reason("the previous attempt was interrupted"),
-            );
             if step.attempts >= step.max_attempts {
                 let failure = Failure {
-                    code: ErrorCode::Interrupted,
+                    code: ErrorCode::WorkerLost,
                     message: format!(
-                        "the worker running attempt {} stopped and no attempts are left",
+                        "the worker running attempt {} stopped (it crashed or was killed) and no \
+                         attempts are left",
                         step.attempts
                     ),
                 };
@@ -600,15 +597,16 @@ impl Job {
                 applied.verdict = Verdict::Stale {
                     why: "no attempts left after an interrupted attempt".to_owned(),
                 };
-                let mut again = Transition::to(VideoStatus::Processing);
-                again.start_attempt = true;
-                // The video mirror: one more attempt that could not run, then dead.
-                applied.mirror(Gate::NoOtherRunning(task.step.clone()), again);
+                // The video mirror: its last attempt (still `processing`) failed, then dead.
                 for transition in video_failure(&failure, None, false) {
                     applied.mirror(Gate::JobTerminal, transition);
                 }
                 return;
             }
+            applied.mirror(
+                Gate::NoOtherRunning(task.step.clone()),
+                Transition::to(VideoStatus::Queued).reason("the previous attempt was interrupted"),
+            );
             self.steps[i].status = StepStatus::Ready;
         }
         let step = &mut self.steps[i];

@@ -94,6 +94,7 @@ impl MediaError {
             | ErrorCode::Timeout
             | ErrorCode::OutputFailed
             | ErrorCode::Interrupted
+            | ErrorCode::WorkerLost
             | ErrorCode::Internal => true,
             ErrorCode::InvalidArgument
             | ErrorCode::UnsupportedFormat

@@ -310,7 +310,7 @@ fn a_dead_workers_step_is_taken_over_and_counts_an_attempt() {
         job.step(&task.step)
             .and_then(|s| s.last_error.as_ref())
             .map(|f| f.code),
-        Some(ErrorCode::Interrupted)
+        Some(ErrorCode::WorkerLost)
     );
 }
 

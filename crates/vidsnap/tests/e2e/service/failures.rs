@@ -246,3 +246,37 @@ async fn wait_until(condition: impl Fn() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_kills_its_server_every_time_ends_dead_not_in_a_crash_loop() {
+    let data = tempfile::tempdir().unwrap();
+    // An "ffprobe" that SIGKILLs the process that started it: the server.
+    let killer = data.path().join("ffprobe-that-kills");
+    std::fs::write(&killer, "#!/bin/sh\nkill -9 $PPID\nsleep 5\n").unwrap();
+    std::fs::set_permissions(&killer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let poisoned = [
+        (
+            "VIDSNAP_MEDIA__FFPROBE",
+            killer.to_string_lossy().into_owned(),
+        ),
+        ("VIDSNAP_WORKER__MAX_ATTEMPTS", "2".to_owned()),
+    ];
+    let app = App::start(data.path(), &poisoned).await;
+    let token = app.register("ana@example.com").await;
+    let id = app
+        .upload(&token, &clip("short3.mp4"), "poison.mp4", "1s")
+        .await;
+    // Each start takes the step over (its lease has run out) and counts an attempt, and crashes.
+    let mut app = app;
+    for _ in 0..2 {
+        let status = app.exited().await;
+        assert!(!status.success(), "killed, not exited");
+        app = App::start(data.path(), &poisoned).await;
+    }
+    // The third start finds no attempt left and ends the step dead without running it (a crash
+    // loop would kill this server too, and the wait would fail).
+    let video = app.wait_for_status(&token, &id, "dead").await;
+    assert_eq!(video["last_error"]["code"], "worker-lost", "{video}");
+    assert_eq!(video["attempts"], 2, "{video}");
+    assert!(app.stop().await.success());
+}

@@ -98,6 +98,14 @@ impl App {
         self.child.kill().await.unwrap();
     }
 
+    /// Waits (up to a minute) for the process to exit on its own.
+    pub async fn exited(mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the server did not exit within a minute")
+            .unwrap()
+    }
+
     /// SIGTERM and wait for a graceful exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().unwrap().to_string();
