@@ -173,27 +173,7 @@ async fn create_upload(
 ) -> Result<Response, Refused> {
     check_version(headers)?;
     let core = core(state)?;
-    if headers.contains_key("upload-defer-length") {
-        return Err(invalid_header(
-            "Upload-Defer-Length is not supported: send Upload-Length",
-        ));
-    }
-    let total = number(headers, &UPLOAD_LENGTH)?
-        .ok_or_else(|| invalid_header("Upload-Length is required"))?;
-    if let Some(max) = state.limits.max_bytes
-        && total > max
-    {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            format!("Upload-Length {total} exceeds the limit of {max} bytes"),
-        )
-        .into());
-    }
-    let metadata = match headers.get(UPLOAD_METADATA) {
-        Some(value) => parse_metadata(value)?,
-        None => BTreeMap::new(),
-    };
+    let (total, metadata) = declared(headers, state.limits.max_bytes)?;
     let video = {
         let mut fields = BTreeMap::new();
         let name = metadata
@@ -209,22 +189,7 @@ async fn create_upload(
         } else {
             check_file_name(&name, "metadata.filename", state, &mut fields);
         }
-        let requested = NewOptions {
-            every: metadata.get("every").map(|every| {
-                every
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or_else(
-                        || serde_json::Value::String(every.clone()),
-                        serde_json::Value::Number,
-                    )
-            }),
-            mode: metadata.get("mode").cloned(),
-            format: metadata.get("format").cloned(),
-        };
-        let options = options(requested, "metadata", &mut fields);
+        let options = options(requested(&metadata), "metadata", &mut fields);
         if !fields.is_empty() {
             return Err(ApiError::invalid(fields).into());
         }
@@ -450,6 +415,57 @@ async fn terminate(
     outcome.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// What a creation request declares: the upload's length and its metadata. 400
+/// `invalid-header` for a deferred, missing or malformed `Upload-Length` or a malformed
+/// `Upload-Metadata`; 413 `too-large` past `max_bytes`.
+fn declared(
+    headers: &HeaderMap,
+    max_bytes: Option<u64>,
+) -> Result<(u64, BTreeMap<String, String>), Refused> {
+    if headers.contains_key("upload-defer-length") {
+        return Err(invalid_header(
+            "Upload-Defer-Length is not supported: send Upload-Length",
+        ));
+    }
+    let total = number(headers, &UPLOAD_LENGTH)?
+        .ok_or_else(|| invalid_header("Upload-Length is required"))?;
+    if let Some(max) = max_bytes
+        && total > max
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("Upload-Length {total} exceeds the limit of {max} bytes"),
+        )
+        .into());
+    }
+    let metadata = match headers.get(UPLOAD_METADATA) {
+        Some(value) => parse_metadata(value)?,
+        None => BTreeMap::new(),
+    };
+    Ok((total, metadata))
+}
+
+/// The processing options `Upload-Metadata` asks for, as `POST /v1/videos` would receive them:
+/// `every` as a number when it is one, else as the text given (`"10s"`).
+fn requested(metadata: &BTreeMap<String, String>) -> NewOptions {
+    NewOptions {
+        every: metadata.get("every").map(|every| {
+            every
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(
+                    || serde_json::Value::String(every.clone()),
+                    serde_json::Value::Number,
+                )
+        }),
+        mode: metadata.get("mode").cloned(),
+        format: metadata.get("format").cloned(),
+    }
+}
+
 /// 412 with `Tus-Version` unless the request speaks tus 1.0.0.
 fn check_version(headers: &HeaderMap) -> Result<(), Refused> {
     let spoken = headers
@@ -672,6 +688,9 @@ impl IntoResponse for Refused {
         response
     }
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
