@@ -309,6 +309,7 @@ mod tests {
             config.scheduler.cleanup_seconds,
             defaults.scheduler.cleanup_seconds
         );
+        assert_eq!(config.scheduler.storage, defaults.scheduler.storage);
     }
 
     #[test]
