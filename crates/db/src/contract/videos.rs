@@ -357,7 +357,10 @@ pub async fn existing_videos_are_told_from_missing_and_deleted_ones(repo: &dyn R
     found.dedup();
     let mut expected = vec![kept.id, others.id];
     expected.sort();
-    assert_eq!(found, expected, "every owner's, never a deleted or unknown id");
+    assert_eq!(
+        found, expected,
+        "every owner's, never a deleted or unknown id"
+    );
     assert!(repo.existing_videos(&[]).await.unwrap().is_empty());
 
     // As many as the audit asks at once.
