@@ -606,18 +606,8 @@ async fn objects_put_into_the_bucket_are_processed_through_s3_events() {
     let (jobs, jobs_dead) = queues.pair("vidsnap-jobs").await;
     queues.notify(&bucket.name, &events).await;
 
-    let sqs = |section: &'static str| -> Vec<(&'static str, String)> {
-        let key = |name: &str| -> &'static str {
-            Box::leak(format!("VIDSNAP_{section}__{name}").into_boxed_str())
-        };
-        vec![
-            (key("REGION"), "us-east-1".into()),
-            (key("ENDPOINT"), moto.clone()),
-            (key("ACCESS_KEY_ID"), "vidsnap-test".into()),
-            (key("SECRET_ACCESS_KEY"), "vidsnap-test".into()),
-            (key("WAIT_SECONDS"), "1".into()),
-        ]
-    };
+    // One [aws] section for the SQS job queue and the S3 event consumer; the event consumer's
+    // bucket and key prefix follow [storage].
     let mut env = vec![
         ("VIDSNAP_DATABASE__KIND", "postgres".to_owned()),
         ("VIDSNAP_DATABASE__URL", database.url().to_owned()),
@@ -625,18 +615,21 @@ async fn objects_put_into_the_bucket_are_processed_through_s3_events() {
             "VIDSNAP_AUTH__SECRET",
             "a cluster-wide secret of 32+ characters".into(),
         ),
+        ("VIDSNAP_AWS__REGION", "us-east-1".into()),
+        ("VIDSNAP_AWS__ENDPOINT", moto.clone()),
+        ("VIDSNAP_AWS__ACCESS_KEY_ID", "vidsnap-test".into()),
+        ("VIDSNAP_AWS__SECRET_ACCESS_KEY", "vidsnap-test".into()),
         ("VIDSNAP_QUEUE__KIND", "sqs".into()),
         ("VIDSNAP_QUEUE__QUEUE_URL", jobs.clone()),
         ("VIDSNAP_QUEUE__DEAD_LETTER_QUEUE_URL", jobs_dead.clone()),
+        ("VIDSNAP_QUEUE__WAIT_SECONDS", "1".into()),
         ("VIDSNAP_S3_EVENTS__QUEUE_URL", events.clone()),
         (
             "VIDSNAP_S3_EVENTS__DEAD_LETTER_QUEUE_URL",
             events_dead.clone(),
         ),
-        ("VIDSNAP_S3_EVENTS__BUCKET", bucket.name.clone()),
+        ("VIDSNAP_S3_EVENTS__WAIT_SECONDS", "1".into()),
     ];
-    env.extend(sqs("QUEUE"));
-    env.extend(sqs("S3_EVENTS"));
     env.extend(bucket.env());
     let with_role = |role: &str| {
         let mut env = env.clone();
