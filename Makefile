@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 BIN_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run demo test deps lint check-deploy fmt bench
+.PHONY: run demo test deps lint check-deploy fmt bench chaos chaos-light
 
 ## make run: install what is missing, build, and run the service on the embedded defaults.
 run: deps
@@ -42,3 +42,14 @@ bench: deps
 	bench/service
 	bench/queue
 	bench/uploads
+
+## make chaos: the chaos suite of #11 (chaos/run, ~2.5 min): jobs through SIGKILLs, storage and
+## database outages and failing ffprobe runs, then every invariant checked; prints the figures.
+chaos: deps
+	scripts/test-services.sh
+	chaos/run
+
+## make chaos-light: the same, shorter (~45 s).
+chaos-light: deps
+	scripts/test-services.sh
+	chaos/run --light
