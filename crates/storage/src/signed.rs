@@ -7,7 +7,10 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     body::Body,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::put,
@@ -168,9 +171,18 @@ fn unsigned() -> Refused {
     )
 }
 
+fn invalid_key() -> Refused {
+    refuse(StatusCode::BAD_REQUEST, "invalid-key", "invalid blob key")
+}
+
+/// The key in the path: a percent-escape that is not UTF-8 (`%FF`) is an invalid key, in the
+/// API's error format (not axum's plain-text path rejection).
+fn key_of(path: Result<Path<String>, PathRejection>) -> Result<String, Refused> {
+    path.map(|Path(key)| key).map_err(|_| invalid_key())
+}
+
 fn check(routes: &BlobRoutes, method: &str, key: &str, signed: &Signed) -> Result<(), Refused> {
-    key::check(key)
-        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid-key", "invalid blob key"))?;
+    key::check(key).map_err(|_| invalid_key())?;
     routes
         .signer
         .verify(method, key, signed.expires, &signed.signature)
@@ -195,11 +207,18 @@ async fn discard_small_body(body: Body) {
 
 async fn upload(
     State(routes): State<BlobRoutes>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     signed: Result<Query<Signed>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let key = match key_of(key) {
+        Ok(key) => key,
+        Err(refused) => {
+            discard_small_body(body).await;
+            return refused.into_response();
+        }
+    };
     let signed = match signed {
         Ok(Query(signed)) => signed,
         Err(_) => {
@@ -323,9 +342,13 @@ async fn write_body(routes: &BlobRoutes, key: &str, body: Body) -> Result<u64, R
 
 async fn download(
     State(routes): State<BlobRoutes>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     signed: Result<Query<Signed>, QueryRejection>,
 ) -> Response {
+    let key = match key_of(key) {
+        Ok(key) => key,
+        Err(refused) => return refused.into_response(),
+    };
     let Ok(Query(signed)) = signed else {
         return unsigned().into_response();
     };
