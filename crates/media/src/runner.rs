@@ -287,6 +287,31 @@ impl Finished {
     }
 }
 
+/// The child is killed when this process dies, even by SIGKILL (when `kill_on_drop` never runs):
+/// an extraction must not outlive the worker that would have recorded its result. Linux only;
+/// elsewhere the child is stopped by `kill_on_drop` alone.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    use rustix::process::{Pid, Signal, getppid, set_parent_process_death_signal};
+    let parent = Pid::from_raw(i32::try_from(std::process::id()).unwrap_or(i32::MAX));
+    // SAFETY: the closure runs in the child between fork and exec; it makes two system calls
+    // (prctl, getppid), both async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            // The parent may have died before the signal was armed.
+            if getppid() != parent {
+                return Err(std::io::Error::other("the parent process exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant as StdInstant;
@@ -345,28 +370,3 @@ mod tests {
         assert!(error.is_retryable());
     }
 }
-
-/// The child is killed when this process dies, even by SIGKILL (when `kill_on_drop` never runs):
-/// an extraction must not outlive the worker that would have recorded its result. Linux only;
-/// elsewhere the child is stopped by `kill_on_drop` alone.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
-    use rustix::process::{Pid, Signal, getppid, set_parent_process_death_signal};
-    let parent = Pid::from_raw(i32::try_from(std::process::id()).unwrap_or(i32::MAX));
-    // SAFETY: the closure runs in the child between fork and exec; it makes two system calls
-    // (prctl, getppid), both async-signal-safe, and allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            set_parent_process_death_signal(Some(Signal::KILL))?;
-            // The parent may have died before the signal was armed.
-            if getppid() != parent {
-                return Err(std::io::Error::other("the parent process exited"));
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_: &mut Command) {}
