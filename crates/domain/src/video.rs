@@ -161,14 +161,42 @@ pub struct Video {
     pub job: Option<JobId>,
     /// When its bytes were stored.
     pub uploaded_at: Option<DateTime<Utc>>,
+    /// Where its bytes are when they did not come through an upload: the key of an object that
+    /// landed in a watched folder (outputs then go beside it). `None`: `{owner}/{id}/{file_name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Video {
-    /// `{user}/{video}/{file_name}`: the key of the uploaded bytes; outputs go beside it.
+    /// The key of the video's bytes: `{user}/{video}/{file_name}` for an upload (outputs go
+    /// beside it), the object's own key for a watched folder's.
     pub fn source_key(&self) -> String {
-        format!("{}/{}/{}", self.owner, self.id, self.file_name)
+        match &self.source {
+            Some(key) => key.clone(),
+            None => format!("{}/{}/{}", self.owner, self.id, self.file_name),
+        }
+    }
+
+    /// For a watched folder's video, the key of an output named `file_name` beside its object,
+    /// as seed 000 wrote them: `{folder}/{stem}-{file_name}` (`clip-image.jpg` beside
+    /// `clip.mp4`; a name that starts with the stem already, such as `clip-images.zip`, is kept).
+    /// `None` for an uploaded video, whose outputs have a folder of their own.
+    pub fn beside(&self, file_name: &str) -> Option<String> {
+        let source = self.source.as_deref()?;
+        let folder = source.rsplit_once('/').map_or("", |(folder, _)| folder);
+        let stem = self.stem();
+        let name = if file_name.starts_with(&format!("{stem}-")) {
+            file_name.to_owned()
+        } else {
+            format!("{stem}-{file_name}")
+        };
+        Some(if folder.is_empty() {
+            name
+        } else {
+            format!("{folder}/{name}")
+        })
     }
 
     /// The folder every blob of this video lives in.
@@ -197,6 +225,44 @@ pub struct StatusChange {
 #[cfg(test)]
 mod tests {
     use super::VideoStatus::{self, *};
+
+    #[test]
+    fn a_watched_videos_outputs_go_beside_its_object_named_after_it() {
+        let mut video = super::Video {
+            id: crate::VideoId::new(),
+            owner: crate::UserId::new(),
+            file_name: "clip one+é.mp4".into(),
+            size: None,
+            options: super::VideoOptions::default(),
+            status: AwaitingUpload,
+            attempts: 0,
+            max_attempts: 1,
+            cycle: 0,
+            last_error: None,
+            probe: None,
+            outputs: None,
+            job: None,
+            uploaded_at: None,
+            source: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        assert_eq!(video.beside("image.jpg"), None);
+        assert!(video.source_key().ends_with("/clip one+é.mp4"));
+        video.source = Some("inbox/today/clip one+é.mp4".into());
+        assert_eq!(video.source_key(), "inbox/today/clip one+é.mp4");
+        assert_eq!(
+            video.beside("image.jpg").as_deref(),
+            Some("inbox/today/clip one+é-image.jpg")
+        );
+        assert_eq!(
+            video.beside("clip one+é-images.zip").as_deref(),
+            Some("inbox/today/clip one+é-images.zip")
+        );
+        video.source = Some("top.mov".into());
+        video.file_name = "top.mov".into();
+        assert_eq!(video.beside("image.png").as_deref(), Some("top-image.png"));
+    }
 
     #[test]
     fn succeeded_is_final() {

@@ -6,6 +6,8 @@
 //! - [`service`]: [`JobService`]: create a job from a recipe (by name or as a document) over
 //!   input videos; make the job `/v1/videos` runs for a video; record an upload and start what
 //!   waited for it; apply a change and enqueue the tasks it makes ready.
+//! - [`watch`]: watched folders: an object that lands in one becomes a video of its owner,
+//!   processed by its recipe, outputs beside it.
 //! - [`error`]: [`JobError`]: a request that cannot become a job (with the JSON path of each
 //!   problem) or a port failure.
 //!
@@ -14,6 +16,8 @@
 
 pub mod error;
 pub mod service;
+pub mod watch;
 
 pub use error::JobError;
 pub use service::{JobService, Observer, RecipeSource, Silent, Uploaded};
+pub use watch::{Watch, check_watches};

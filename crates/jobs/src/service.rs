@@ -50,6 +50,8 @@ pub struct JobService {
     /// Attempts per step where the recipe sets none.
     max_attempts: u32,
     observer: Arc<dyn Observer>,
+    /// Folders whose new objects become videos (see [`crate::watch`]).
+    pub(crate) watches: Vec<crate::Watch>,
 }
 
 impl std::fmt::Debug for JobService {
@@ -72,7 +74,19 @@ impl JobService {
             queue,
             max_attempts: max_attempts.clamp(1, recipe::MAX_ATTEMPTS),
             observer,
+            watches: Vec::new(),
         }
+    }
+
+    /// The service with these watched folders (check them first with
+    /// [`check_watches`](crate::check_watches)).
+    pub fn with_watches(mut self, watches: Vec<crate::Watch>) -> Self {
+        self.watches = watches;
+        self
+    }
+
+    pub fn watches(&self) -> &[crate::Watch] {
+        &self.watches
     }
 
     pub fn max_attempts(&self) -> u32 {
@@ -462,8 +476,12 @@ fn frames_doc(options: &VideoOptions) -> RecipeDoc {
 
 #[async_trait]
 impl UploadListener for JobService {
-    /// Keys are `{user}/{video}/{file_name}`; anything else is not an upload of ours.
+    /// Keys are `{user}/{video}/{file_name}`, or objects of a watched folder; anything else is
+    /// not an upload of ours.
     async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome> {
+        if let Some(watch) = self.watch_of(key) {
+            return self.register(&watch.clone(), key, size).await;
+        }
         let Some(video) = self.video_of(key).await? else {
             return Ok(UploadOutcome::NotAnUpload);
         };

@@ -290,6 +290,7 @@ async fn stored_job(repo: &dyn Repository) -> Job {
         outputs: None,
         job: None,
         uploaded_at: None,
+        source: None,
         created_at: now,
         updated_at: now,
     };

@@ -199,6 +199,10 @@ pub struct Config {
     /// consume them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_events: Option<vidsnap_queue::sqs::S3EventsConfig>,
+    /// Watched folders (`[[watch]]`): objects that land under `prefix` with no API call become
+    /// videos of `owner`, processed by `recipe` with `params`, outputs beside them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<vidsnap_jobs::Watch>,
     /// Upload chunks arriving as AMQP messages (seed 003's uploader), stored into upload
     /// sessions and answered on each publisher's reply queue. API processes consume them.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -76,6 +76,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.worker.max_attempts,
         Arc::new(events.clone()),
     );
+    vidsnap_jobs::check_watches(&jobs, &config.watch).map_err(anyhow::Error::msg)?;
+    let jobs = jobs.with_watches(config.watch.clone());
     let on_upload = Arc::new(jobs.clone());
     let uploads = UploadCore::new(
         repo.clone(),
@@ -118,6 +120,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ));
         tasks.spawn(worker.run(shutdown.clone()));
 
+        // Watched folders of local storage are scanned here; on S3, their objects' events
+        // arrive through [s3_events].
+        if let Some(local) = &local
+            && !config.watch.is_empty()
+        {
+            let watcher = vidsnap_worker::FolderWatcher::new(
+                local.root().to_path_buf(),
+                config
+                    .watch
+                    .iter()
+                    .map(vidsnap_jobs::Watch::folder)
+                    .collect(),
+                on_upload.clone(),
+                Duration::from_secs_f64(config.worker.watch_poll_seconds),
+            );
+            tasks.spawn(watcher.run(shutdown.clone()));
+        }
         if let Some(events_config) = &config.s3_events {
             let consumer = S3EventConsumer::new(events_config, on_upload.clone())
                 .await

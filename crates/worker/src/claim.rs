@@ -32,6 +32,9 @@ pub struct WorkerConfig {
     /// How often a running step tells the database it is alive, with its progress: a cancel is
     /// noticed within this.
     pub step_heartbeat_seconds: f64,
+    /// How often a watched local folder is scanned for new files, in seconds (a file is taken
+    /// once it is unchanged between two scans).
+    pub watch_poll_seconds: f64,
     pub backoff: Backoff,
 }
 
@@ -44,6 +47,7 @@ impl Default for WorkerConfig {
             shutdown_grace_seconds: 20,
             max_attempts: 5,
             step_heartbeat_seconds: 2.0,
+            watch_poll_seconds: 2.0,
             backoff: Backoff::default(),
         }
     }

@@ -15,7 +15,9 @@ pub mod backoff;
 pub mod claim;
 pub mod scheduler;
 pub mod step;
+pub mod watch;
 
 pub use claim::{Worker, WorkerConfig};
 pub use scheduler::{Removed, Scheduler, SchedulerConfig};
 pub use step::StepRunner;
+pub use watch::FolderWatcher;

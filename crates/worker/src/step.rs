@@ -293,12 +293,27 @@ impl Worker {
             .record(started.elapsed().as_secs_f64());
 
         let prefix = job.artefact_prefix(step);
+        // A watched folder's video: its one step's outputs go beside the object that landed.
+        let beside = match job.video {
+            Some(video) if job.steps.len() == 1 => Some(
+                self.jobs
+                    .repo()
+                    .video(None, video)
+                    .await
+                    .map_err(|e| Failed::port("reading the video", e))?,
+            )
+            .filter(|video| video.source.is_some()),
+            _ => None,
+        };
         // The zip last: its presence is what a reader of the folder waits for.
         let mut produced = output.produced;
         produced.sort_by_key(|p| p.name == "zip");
         let mut artefacts = Vec::with_capacity(produced.len());
         for item in produced {
-            let key = format!("{prefix}{}", item.file_name);
+            let key = beside
+                .as_ref()
+                .and_then(|video| video.beside(&item.file_name))
+                .unwrap_or_else(|| format!("{prefix}{}", item.file_name));
             let (_, sha256) = item.digest().await.map_err(|e| {
                 Failed::retry(
                     ErrorCode::OutputFailed,

@@ -304,6 +304,7 @@ pub(crate) fn new_video(
         outputs: None,
         job: Some(vidsnap_domain::JobId::new()),
         uploaded_at: None,
+        source: None,
         created_at: now,
         updated_at: now,
     }

@@ -150,6 +150,7 @@ pub fn video(owner: UserId, file_name: &str) -> Video {
         outputs: None,
         job: None,
         uploaded_at: None,
+        source: None,
         created_at: at,
         updated_at: at,
     }

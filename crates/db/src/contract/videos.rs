@@ -380,6 +380,7 @@ pub async fn mark_uploaded_records_the_upload_once(repo: &dyn Repository) {
         marked,
         Video {
             uploaded_at: Some(at),
+            source: None,
             ..clip.clone()
         },
         "nothing else changes: a video without a job stays awaiting_upload"

@@ -99,6 +99,7 @@ pub(super) fn video(row: &PgRow) -> PortResult<Video> {
         outputs: opt_json(row, "outputs")?,
         job: get::<Option<Uuid>>(row, "job")?.map(JobId::from_uuid),
         uploaded_at: get(row, "uploaded_at")?,
+        source: get(row, "source_key")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })

@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs",
         include_str!("../../migrations/postgres/0003_jobs.sql"),
     ),
+    (
+        4,
+        "watch",
+        include_str!("../../migrations/postgres/0004_watch.sql"),
+    ),
 ];
 
 /// The PostgreSQL repository and task queue. Clones share the pool and the queue's wake-ups (one

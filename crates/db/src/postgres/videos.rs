@@ -31,8 +31,8 @@ pub(super) async fn insert_video(conn: &mut PgConnection, video: &Video) -> Port
     sqlx::query(
         "INSERT INTO videos (id, owner, file_name, size, options, status, attempts, max_attempts,
                              cycle, last_error, probe, outputs, job, uploaded_at, created_at,
-                             updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                             updated_at, source_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(video.id.as_uuid())
     .bind(video.owner.as_uuid())
@@ -50,6 +50,7 @@ pub(super) async fn insert_video(conn: &mut PgConnection, video: &Video) -> Port
     .bind(video.uploaded_at)
     .bind(video.created_at)
     .bind(video.updated_at)
+    .bind(video.source.as_deref())
     .execute(&mut *conn)
     .await
     .map_err(port_error)?;

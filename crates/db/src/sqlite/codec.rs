@@ -122,6 +122,7 @@ pub(super) fn video(row: &SqliteRow) -> PortResult<Video> {
         outputs: opt_json(row, "outputs")?,
         job: opt_uuid(row, "job")?.map(JobId::from_uuid),
         uploaded_at: opt_time(row, "uploaded_at")?,
+        source: get(row, "source_key")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs",
         include_str!("../../migrations/sqlite/0003_jobs.sql"),
     ),
+    (
+        4,
+        "watch",
+        include_str!("../../migrations/sqlite/0004_watch.sql"),
+    ),
 ];
 
 /// The SQLite repository and task queue. Clones share the pool and the queue's wake-up signal,

@@ -30,8 +30,8 @@ pub(super) async fn insert_video(conn: &mut SqliteConnection, video: &Video) -> 
     sqlx::query(
         "INSERT INTO videos (id, owner, file_name, size, options, status, attempts, max_attempts,
                              cycle, last_error, probe, outputs, job, uploaded_at, created_at,
-                             updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             updated_at, source_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(video.id.to_string())
     .bind(video.owner.to_string())
@@ -49,6 +49,7 @@ pub(super) async fn insert_video(conn: &mut SqliteConnection, video: &Video) -> 
     .bind(video.uploaded_at.map(micros))
     .bind(micros(video.created_at))
     .bind(micros(video.updated_at))
+    .bind(video.source.as_deref())
     .execute(&mut *conn)
     .await
     .map_err(port_error)?;

@@ -71,6 +71,7 @@ impl Store {
             outputs: None,
             job: None,
             uploaded_at: None,
+            source: None,
             created_at: at,
             updated_at: at,
         };

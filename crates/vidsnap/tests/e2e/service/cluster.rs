@@ -637,6 +637,11 @@ async fn objects_put_into_the_bucket_are_processed_through_s3_events() {
         env
     };
     let (api_dir, worker_dir) = (Sandbox::new(), Sandbox::new());
+    // A watched folder too: objects dropped under `inbox/` with no API call become ana's videos.
+    let watch = "[[watch]]\nprefix = \"inbox/\"\nowner = \"ana@example.com\"\nparams = { every = \"1s\" }\n";
+    for dir in [&api_dir, &worker_dir] {
+        std::fs::write(dir.root.path().join("vidsnap.toml"), watch).unwrap();
+    }
     let api = App::start(api_dir.root.path(), &with_role("api")).await;
     let worker = App::start(worker_dir.root.path(), &with_role("worker")).await;
 
@@ -688,6 +693,51 @@ async fn objects_put_into_the_bucket_are_processed_through_s3_events() {
             format!("{user}/{id}/image.jpg"),
         ]
     );
+    // Dropped into the watched folder: a key with a space, a `+` and non-ASCII (S3 events
+    // form-encode it).
+    let dropped = "inbox/2026 12/clip two+é.mp4";
+    client
+        .put(
+            // `parse` keeps the key as it is (`from` would percent-encode the é).
+            &ObjectPath::parse(dropped).unwrap(),
+            std::fs::read(clip("short3.mp4")).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let registered = loop {
+        let (_, listed) = api
+            .call(Method::GET, "/v1/videos", Some(&token), None)
+            .await;
+        let found = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["file_name"] == "clip two+é.mp4" && v["status"] == "succeeded")
+            .cloned();
+        if let Some(video) = found {
+            break video;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not processed: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let keys = bucket.keys().await;
+    for expected in [
+        "inbox/2026 12/clip two+é-images.zip",
+        "inbox/2026 12/clip two+é-image.jpg",
+    ] {
+        assert!(keys.iter().any(|k| k == expected), "{expected} in {keys:?}");
+    }
+    let shown = api.video(&token, registered["id"].as_str().unwrap()).await;
+    assert_eq!(shown["outputs"]["frames"], 3, "{shown}");
+    // The outputs' own events are not videos: still exactly two.
+    let (_, listed) = api
+        .call(Method::GET, "/v1/videos", Some(&token), None)
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
     assert_eq!(queues.reasons(&events_dead, 1).await, ["unknown-video"]);
     // Every event handled (the outputs' own events are recognised and dropped), no job left.
     for (url, what) in [

@@ -11,4 +11,5 @@ mod jobs;
 mod multipart;
 mod support;
 mod uploads;
+mod watch;
 mod webhooks;
