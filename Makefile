@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 BIN_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run demo test deps lint check-deploy fmt bench chaos chaos-light
+.PHONY: run demo test deps lint check-deploy fmt bench cluster cluster-smoke chaos chaos-light
 
 ## make run: install what is missing, build, and run the service on the embedded defaults.
 run: deps
@@ -16,10 +16,29 @@ demo: deps
 	$(CARGO) build --release -p vidsnap
 	scripts/demo.sh "$(BIN_DIR)/release/vidsnap"
 
-## make test: formatting, lints (warnings are errors), the deployment files, then every test.
+## make test: formatting, lints (warnings are errors), the deployment files, then every test,
+## then `make cluster`'s walk-through on the binary the tests ran.
 test: deps lint check-deploy
 	scripts/test-services.sh
 	$(CARGO) test --workspace --all-targets
+	$(MAKE) --no-print-directory cluster-smoke CLUSTER_BIN="$(BIN_DIR)/debug/vidsnap"
+
+## make cluster [QUEUE=rabbitmq]: the scaled-out mode on loopback: PostgreSQL, S3 + SQS with
+## bucket notifications on moto (QUEUE=rabbitmq: SeaweedFS + RabbitMQ), one API, two workers and
+## a scheduler of the release binary. Prints the URLs, credentials and a walk-through; Ctrl-C stops it.
+QUEUE ?= sqs
+cluster: deps
+	scripts/cluster.sh --queue "$(QUEUE)"
+
+## make cluster-smoke: that walk-through run and checked on both queues, each bounded (the
+## script stops itself after 300 s); CLUSTER_BIN=PATH runs that binary instead of a dev build.
+cluster-smoke:
+	$(if $(CLUSTER_BIN),,$(CARGO) build -p vidsnap)
+	scripts/test-services.sh >/dev/null
+	for queue in sqs rabbitmq; do \
+	  timeout --kill-after=30 360 scripts/cluster.sh --smoke --queue $$queue \
+	    --bin "$(or $(CLUSTER_BIN),$(BIN_DIR)/debug/vidsnap)" || exit 1; \
+	done
 
 deps:
 	scripts/install-deps.sh
