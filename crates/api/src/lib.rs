@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = described_routes().split_for_parts();
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
+        .layer(middleware::map_response(error::framework_errors_as_json))
         .layer(middleware::from_fn(routes::health::track))
         .with_state(state)
 }

@@ -292,6 +292,29 @@ async fn bad_requests_get_field_errors_and_health_endpoints_answer() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid-query");
+    // What the framework rejects by itself gets the same format: an id that is not UTF-8 once
+    // percent-decoded, a method the route does not take (with its `Allow`).
+    let response = app
+        .http
+        .get(format!("{}/v1/videos/%FF", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let json: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["error"]["code"], "invalid-request", "{json}");
+    let response = app
+        .http
+        .put(format!("{}/v1/videos", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().contains_key("allow"));
+    let json: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["error"]["code"], "method-not-allowed", "{json}");
 
     let (status, _) = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK);
