@@ -138,9 +138,9 @@ impl IntoResponse for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// A backstop for what the framework still answers in plain text: a path segment that is not
-/// UTF-8 once percent-decoded (`/v1/videos/%FF`), a method a route does not take, and any other
-/// rejection no extractor of ours wraps. Same format as every other error, code by status,
-/// headers such as `Allow` kept.
+/// UTF-8 once percent-decoded (`/v1/videos/%FF`), a method a route does not take, a body past
+/// the limit where no extractor of ours reads it. Same format as every other error, code by
+/// status, headers such as `Allow` kept.
 pub async fn framework_errors_as_json(response: Response) -> Response {
     let status = response.status();
     // Plain text, or nothing at all (axum's 405 has no body).
@@ -149,7 +149,13 @@ pub async fn framework_errors_as_json(response: Response) -> Response {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.starts_with("text/plain"));
-    if !from_framework || !(status.is_client_error() || status.is_server_error()) {
+    // The statuses axum's own rejections use (a route of ours may answer text on purpose, as
+    // `/metrics` does).
+    let framework_status = matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED | StatusCode::PAYLOAD_TOO_LARGE
+    );
+    if !from_framework || !framework_status {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -160,12 +166,8 @@ pub async fn framework_errors_as_json(response: Response) -> Response {
         .filter(|text| !text.is_empty())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase());
     let code = match status {
-        StatusCode::NOT_FOUND => "not-found",
         StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
-        StatusCode::UNPROCESSABLE_ENTITY => "validation-failed",
-        s if s.is_server_error() => "internal",
         _ => "invalid-request",
     };
     let mut answer = ApiError::new(status, code, message).into_response();
