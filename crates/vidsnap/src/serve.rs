@@ -174,12 +174,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tasks.spawn(deliverer.run(shutdown.clone()));
     }
 
-    // What this role uses: a scheduler touches no blobs.
-    let readiness = if role.serves_api() || role.runs_workers() {
-        ReadinessChecks::backends(repo.clone(), queue.clone(), blobs.clone())
-    } else {
-        ReadinessChecks::database_and_queue(repo.clone(), queue.clone())
-    };
+    // Every role uses all three: the scheduler also sweeps and audits the storage.
+    let readiness = ReadinessChecks::backends(repo.clone(), queue.clone(), blobs.clone());
     let state = AppState::new(Shared {
         repo: repo.clone(),
         jobs,
