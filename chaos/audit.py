@@ -118,7 +118,7 @@ def jobs_and_videos(audit, api, planned):
                               f"a killed worker's step; succeeded steps took median "
                               f"{durations[len(durations) // 2]:.1f} s, max {durations[-1]:.1f} s")
     audit.figure("clients", f"{len(planned)} videos asked for, {len(deleted)} deleted mid-run, "
-                            f"{len(lost)} creations whose answer a kill lost (removed), "
+                            f"{len(lost)} creations whose answer was lost to a fault (removed), "
                             f"{sum(v.upload_retries for v in planned)} interrupted uploads retried")
     return set(videos), set(jobs), details
 

@@ -54,7 +54,11 @@ def main():
     parser.add_argument("--videos", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--no-sweep", action="store_true",
+                        help="leave the scheduler's storage sweep at its defaults (hourly): "
+                             "shows what the faults leave behind")
     args = parser.parse_args()
+    args.binary = os.path.abspath(args.binary)  # the servers run in directories of their own
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     services, venv_python = read_services(root)
@@ -63,8 +67,8 @@ def main():
     work = tempfile.mkdtemp(prefix="vidsnap-chaos-")
     os.chmod(work, 0o755)  # a private PostgreSQL runs as user postgres under it
     print(f"chaos suite ({args.size}): seed {seed} (again: chaos/run "
-          f"{'--light ' if args.size == 'light' else ''}--seed {seed}); work dir {work}",
-          flush=True)
+          f"{'--light ' if args.size == 'light' else ''}--seed {seed}); {args.binary}; "
+          f"work dir {work}", flush=True)
     started = time.monotonic()
     results = []
     failed = True
