@@ -552,6 +552,35 @@ pub fn builtins() -> Vec<RecipeDoc> {
             "steps": [{"name": "probe", "op": "probe"}]
         })),
         doc(serde_json::json!({
+            "name": "qc",
+            "description": "A quality-control report (qc.json) from one decoding pass, with seed \
+                            002's rating 0-5 and pass rule; `policy` names checks that must pass.",
+            "params": {
+                "min_bytes": {"default": crate::ops::MIB, "description": "smaller files fail the size check"},
+                "black_min_duration": {"default": 1, "description": "seconds of black before it is reported"},
+                "freeze_min_duration": {"default": 2, "description": "seconds of a still picture before it is reported"},
+                "silence_min_duration": {"default": 2, "description": "seconds of silence before it is reported"},
+                "silence_db": {"default": -60, "description": "dBFS below which audio is silence"},
+                "target_lufs": {"default": -23, "description": "integrated loudness to meet (EBU R128)"},
+                "lufs_tolerance": {"default": 1, "description": "LU from the target that still meets it"},
+                "policy": {"default": [], "description": "checks that must be ok to pass: a list or \"black,silence\""}
+            },
+            "steps": [{
+                "name": "qc",
+                "op": "qc",
+                "options": {
+                    "min_bytes": {"$param": "min_bytes"},
+                    "black_min_duration": {"$param": "black_min_duration"},
+                    "freeze_min_duration": {"$param": "freeze_min_duration"},
+                    "silence_min_duration": {"$param": "silence_min_duration"},
+                    "silence_db": {"$param": "silence_db"},
+                    "target_lufs": {"$param": "target_lufs"},
+                    "lufs_tolerance": {"$param": "lufs_tolerance"},
+                    "policy": {"$param": "policy"}
+                }
+            }]
+        })),
+        doc(serde_json::json!({
             "name": "preview",
             "description": "Probe and thumbnail side by side, then the frames once both succeeded.",
             "params": {
@@ -593,6 +622,26 @@ mod tests {
         }
         assert!(builtin("frames").is_some());
         assert!(builtin("nope").is_none());
+    }
+
+    #[test]
+    fn the_qc_builtin_takes_thresholds_and_a_policy() {
+        let qc = builtin("qc").expect("built in");
+        let recipe = qc
+            .check(&json!({"policy": "black,silence", "min_bytes": 1000}))
+            .expect("valid");
+        match &recipe.steps[0].op {
+            Operation::Qc(options) => {
+                assert_eq!(options.min_bytes, 1000);
+                assert_eq!(
+                    options.policy,
+                    [crate::ops::QcCheck::Black, crate::ops::QcCheck::Silence]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let fields = fields(qc.check(&json!({"policy": ["blur"]})));
+        assert!(fields["params.policy"].contains("blur"), "{fields:?}");
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Default for MediaConfig {
 }
 
 /// What to do when ffprobe cannot be started.
-const INSTALL_FFMPEG: &str = "install FFmpeg (Debian/Ubuntu: `apt-get install ffmpeg`, macOS: \
+pub(crate) const INSTALL_FFMPEG: &str = "install FFmpeg (Debian/Ubuntu: `apt-get install ffmpeg`, macOS: \
      `brew install ffmpeg`) or set VIDSNAP_MEDIA__FFPROBE (`--ffprobe`) to its path";
 
 /// The program (and leading arguments) that runs [`crate::extract::child_main`]: the `vidsnap`
@@ -88,6 +88,25 @@ impl MediaEngine {
 
     pub fn config(&self) -> &MediaConfig {
         &self.config
+    }
+
+    /// The `ffmpeg` program: the one beside the configured ffprobe when that is a path
+    /// (`/opt/ffmpeg/bin/ffprobe` -> `/opt/ffmpeg/bin/ffmpeg`), else `ffmpeg` on `PATH`, so one
+    /// setting points at one FFmpeg installation.
+    pub(crate) fn ffmpeg_program(&self) -> PathBuf {
+        let ffprobe = &self.config.ffprobe;
+        match (ffprobe.parent(), ffprobe.file_name()) {
+            (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => {
+                let name = name.to_string_lossy();
+                let sibling = if name.contains("ffprobe") {
+                    name.replacen("ffprobe", "ffmpeg", 1)
+                } else {
+                    "ffmpeg".to_owned()
+                };
+                dir.join(sibling)
+            }
+            _ => PathBuf::from("ffmpeg"),
+        }
     }
 
     /// The time allowed to a media process on a video of `duration` seconds.
@@ -212,7 +231,7 @@ pub(crate) fn file_name_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-async fn file_size(input: &Path) -> Result<u64, MediaError> {
+pub(crate) async fn file_size(input: &Path) -> Result<u64, MediaError> {
     let metadata = tokio::fs::metadata(input).await.map_err(|e| {
         MediaError::rejected(
             vidsnap_domain::ErrorCode::InputNotFound,
@@ -238,7 +257,7 @@ pub(crate) fn file_url(input: &Path) -> OsString {
 }
 
 /// ffprobe prefixes messages with the path; the user already knows which file it was.
-fn strip_path(message: &str, input: &Path) -> String {
+pub(crate) fn strip_path(message: &str, input: &Path) -> String {
     let url = file_url(input).to_string_lossy().into_owned();
     message
         .replace(&format!("{url}: "), "")

@@ -40,6 +40,9 @@ pub struct Invocation {
     pub timeout: Duration,
     /// What to do when the program cannot be started, for [`MediaError::ToolMissing`].
     pub remedy: &'static str,
+    /// The child's working directory (ours when unset): where relative paths in its arguments
+    /// point, e.g. files a filter graph writes, which are simpler to name than to escape.
+    pub current_dir: Option<std::path::PathBuf>,
 }
 
 impl Invocation {
@@ -50,6 +53,7 @@ impl Invocation {
             stdin: None,
             timeout,
             remedy,
+            current_dir: None,
         }
     }
 
@@ -60,6 +64,11 @@ impl Invocation {
 
     pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
         self
     }
 
@@ -124,6 +133,9 @@ impl ProcessRunner {
             .env("AV_LOG_FORCE_NOCOLOR", "1")
             .kill_on_drop(true)
             .process_group(0);
+        if let Some(dir) = &invocation.current_dir {
+            command.current_dir(dir);
+        }
         die_with_parent(&mut command);
         let mut child = command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
@@ -147,17 +159,18 @@ impl ProcessRunner {
             }))),
             _ => None,
         };
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = Arc::new(Mutex::new(Stderr::default()));
         let stderr_task = child.stderr.take().map(|stderr| {
             let tail = Arc::clone(&tail);
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                    if tail.len() == STDERR_TAIL_LINES {
-                        tail.pop_front();
+                    tail.lines += 1;
+                    if tail.last.len() == STDERR_TAIL_LINES {
+                        tail.last.pop_front();
                     }
-                    tail.push_back(line);
+                    tail.last.push_back(line);
                 }
             })
         });
@@ -186,11 +199,18 @@ pub struct Running {
     stdout: Option<BufReader<ChildStdout>>,
     lines: Option<Lines<BufReader<ChildStdout>>>,
     stderr_task: Option<JoinHandle<()>>,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    tail: Arc<Mutex<Stderr>>,
     deadline: Instant,
     limit: Duration,
     _stdin_task: Option<AbortOnDrop>,
     _permit: OwnedSemaphorePermit,
+}
+
+/// What a process wrote to stderr: how many lines, and the last of them.
+#[derive(Debug, Default)]
+struct Stderr {
+    lines: usize,
+    last: VecDeque<String>,
 }
 
 /// A task that must not outlive its process: the stdin writer holds the pipe open.
@@ -255,7 +275,8 @@ impl Running {
         Ok(Finished {
             program: self.program.clone(),
             status,
-            stderr_tail: tail.iter().cloned().collect::<Vec<_>>().join("\n"),
+            stderr_tail: tail.last.iter().cloned().collect::<Vec<_>>().join("\n"),
+            stderr_lines: tail.lines,
         })
     }
 }
@@ -267,6 +288,8 @@ pub struct Finished {
     pub status: ExitStatus,
     /// The last lines the process wrote to stderr.
     pub stderr_tail: String,
+    /// How many lines it wrote to stderr in all (with `-v error`, ffmpeg's count of errors).
+    pub stderr_lines: usize,
 }
 
 impl Finished {

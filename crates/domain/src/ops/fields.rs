@@ -179,6 +179,65 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A number within `range` (negative allowed: decibels, LUFS).
+    pub(crate) fn number(
+        &mut self,
+        key: &'static str,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> Option<f64> {
+        let value = self.get(key)?;
+        match value.as_f64() {
+            Some(n) if range.contains(&n) => Some(n),
+            _ => {
+                self.fail(
+                    key,
+                    format!("must be a number from {} to {}", range.start(), range.end()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of names through their `FromStr`: a JSON array of strings, or one string of
+    /// comma-separated names (`"black,silence"`, as a command-line parameter gives it). Every
+    /// bad name is reported at `key` itself, so a list that came from a recipe parameter is
+    /// reported at the parameter.
+    pub(crate) fn names<T>(&mut self, key: &'static str) -> Option<Vec<T>>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.get(key)?;
+        let names: Vec<&str> = match value {
+            Value::String(text) => text.split(',').collect(),
+            Value::Array(values) => match values.iter().map(Value::as_str).collect() {
+                Some(names) => names,
+                None => {
+                    self.fail(key, "must be a list of strings");
+                    return None;
+                }
+            },
+            _ => {
+                self.fail(key, "must be a list of names or a comma-separated string");
+                return None;
+            }
+        };
+        let mut parsed = Vec::new();
+        let mut wrong = Vec::new();
+        for name in names.into_iter().map(str::trim).filter(|n| !n.is_empty()) {
+            match name.parse::<T>() {
+                Ok(item) => parsed.push(item),
+                Err(e) => wrong.push(e.to_string()),
+            }
+        }
+        if wrong.is_empty() {
+            Some(parsed)
+        } else {
+            self.fail(key, wrong.join("; "));
+            None
+        }
+    }
+
     /// Every problem found, with the keys that are not options of this operation.
     pub(crate) fn finish(mut self) -> Problems {
         for key in self.object.keys() {

@@ -12,6 +12,7 @@
 mod fields;
 mod frames;
 mod probe;
+mod qc;
 mod thumbnail;
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 pub use fields::Problems;
 pub use frames::FramesOptions;
 pub use probe::ProbeOptions;
+pub use qc::{MIB, QcCheck, QcOptions};
 pub use thumbnail::ThumbnailOptions;
 
 /// An operation with its checked options.
@@ -32,6 +34,8 @@ pub enum Operation {
     Frames(FramesOptions),
     /// One frame at a given time, clamped to the duration.
     Thumbnail(ThumbnailOptions),
+    /// A quality-control report from one decoding pass, with seed 002's rating: `qc.json`.
+    Qc(QcOptions),
 }
 
 /// What an operation is called in a recipe, and what it needs and makes.
@@ -47,13 +51,14 @@ pub struct OperationInfo {
 
 impl Operation {
     /// Every operation, for `GET /v1/recipes` and the docs.
-    pub const ALL: [OperationInfo; 3] = [probe::INFO, frames::INFO, thumbnail::INFO];
+    pub const ALL: [OperationInfo; 4] = [probe::INFO, frames::INFO, thumbnail::INFO, qc::INFO];
 
     pub fn info(&self) -> &'static OperationInfo {
         match self {
             Self::Probe(_) => &Self::ALL[0],
             Self::Frames(_) => &Self::ALL[1],
             Self::Thumbnail(_) => &Self::ALL[2],
+            Self::Qc(_) => &Self::ALL[3],
         }
     }
 
@@ -74,6 +79,7 @@ impl Operation {
             "probe" => probe::parse(object, path).map(Self::Probe),
             "frames" => frames::parse(object, path).map(Self::Frames),
             "thumbnail" => thumbnail::parse(object, path).map(Self::Thumbnail),
+            "qc" => qc::parse(object, path).map(Self::Qc),
             other => {
                 let known: Vec<&str> = Self::ALL.iter().map(|info| info.name).collect();
                 Err(Problems::one(

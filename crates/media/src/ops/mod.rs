@@ -11,6 +11,7 @@
 
 mod frames;
 mod probe;
+mod qc;
 mod thumbnail;
 
 use std::path::{Path, PathBuf};
@@ -122,6 +123,7 @@ impl MediaEngine {
             Operation::Thumbnail(options) => {
                 thumbnail::run(self, options, &inputs[0], work, progress).await
             }
+            Operation::Qc(options) => qc::run(self, options, &inputs[0], work, progress).await,
         }
     }
 }
