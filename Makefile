@@ -17,11 +17,12 @@ demo: deps
 	scripts/demo.sh "$(BIN_DIR)/release/vidsnap"
 
 ## make test: formatting, lints (warnings are errors), the deployment files, then every test,
-## then `make cluster`'s walk-through on the binary the tests ran.
+## then `make cluster`'s walk-through and the light chaos suite on the binary the tests ran.
 test: deps lint check-deploy
 	scripts/test-services.sh
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) --no-print-directory cluster-smoke CLUSTER_BIN="$(BIN_DIR)/debug/vidsnap"
+	VIDSNAP_BIN="$(BIN_DIR)/debug/vidsnap" chaos/run --light
 
 ## make cluster [QUEUE=rabbitmq]: the scaled-out mode on loopback: PostgreSQL, S3 + SQS with
 ## bucket notifications on moto (QUEUE=rabbitmq: SeaweedFS + RabbitMQ), one API, two workers and
@@ -68,7 +69,7 @@ chaos: deps
 	scripts/test-services.sh
 	chaos/run
 
-## make chaos-light: the same, shorter (~45 s).
+## make chaos-light: the same, shorter (~45 s); `make test` runs it.
 chaos-light: deps
 	scripts/test-services.sh
 	chaos/run --light
