@@ -61,7 +61,11 @@ done
 cd "$ROOT"
 mkdir -p "$RUN"
 # cmdline PID: the process's command line, empty once it is gone.
-cmdline() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null || true; }
+cmdline() {
+  local args=()
+  { mapfile -d '' args <"/proc/$1/cmdline"; } 2>/dev/null || true
+  echo "${args[*]}"
+}
 
 # One cluster per clone at a time (the names below are the clone's).
 if [ -f "$RUN/pid" ] && [[ "$(cmdline "$(cat "$RUN/pid")")" == *cluster.sh* ]]; then
@@ -82,13 +86,18 @@ STARTED=()          # names of the processes this run started (pids in $RUN/pids
 MADE_DATA=false     # the database, bucket and queues exist and are this run's
 OWN_SERVICES=false  # scripts/test-services.sh started the services for this run
 SMOKER=""           # the smoke's walk-through, run in the background
+UP=false            # the cluster is up and waiting for Ctrl-C
 
 # --- stopping ------------------------------------------------------------------------------
+
+# shielded CMD...: CMD in a session of its own, so that a Ctrl-C at the terminal (which reaches
+# the whole foreground process group) cannot cut the set-up or the clean-up short halfway.
+shielded() { setsid -w "$@"; }
 
 # running NAME: the process started as NAME still runs (a recycled pid does not count).
 running() {
   local pid
-  pid="$(cat "$RUN/pids/$1" 2>/dev/null)" || return 1
+  { read -r pid <"$RUN/pids/$1"; } 2>/dev/null || return 1
   [[ "$(cmdline "$pid")" == *"$RUN/vidsnap serve"* ]]
 }
 
@@ -115,7 +124,10 @@ stop_processes() {
 
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
+  # A second Ctrl-C (or timeout(1) passing one on) must not cut the clean-up short: ignored
+  # here, and so in every command the clean-up runs.
+  trap - EXIT
+  trap '' INT TERM
   [ -z "$SMOKER" ] || kill -TERM -- "-$SMOKER" 2>/dev/null || true
   stop_processes
   if $MADE_DATA && ! $KEEP; then
@@ -123,14 +135,16 @@ cleanup() {
   fi
   if $OWN_SERVICES; then
     log "stopping the test services this run started"
-    scripts/test-services.sh stop || true
+    shielded scripts/test-services.sh stop || true
   fi
   rm -f "$RUN/pid" "$RUN/env"
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Ctrl-C is how a cluster is meant to stop (exit 0); during a build or a smoke it is a failure.
+stop_signal() { if $UP; then exit 0; else exit "$1"; fi; }
+trap 'stop_signal 130' INT
+trap 'stop_signal 143' TERM
 
 # --- the binary ----------------------------------------------------------------------------
 
@@ -172,7 +186,7 @@ PSQL="$(command -v psql || ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort 
 [ -n "$PSQL" ] || die "psql is missing: apt-get install postgresql-client"
 DATABASE_URL="${VIDSNAP_TEST_POSTGRES_URL%/*}/$DATABASE"
 psql_admin() {
-  PGOPTIONS='-c client_min_messages=warning' "$PSQL" -X -q -v ON_ERROR_STOP=1 \
+  PGOPTIONS='-c client_min_messages=warning' shielded "$PSQL" -X -q -v ON_ERROR_STOP=1 \
     "$VIDSNAP_TEST_POSTGRES_URL" "$@"
 }
 
@@ -190,13 +204,13 @@ fi
 aws() {
   local sqs=()
   [ "$QUEUE" = sqs ] && sqs=(--sqs)
-  "$VENV_PYTHON" "$ROOT/scripts/lib/cluster_aws.py" "$1" "$S3_ENDPOINT" "$S3_ACCESS_KEY" \
+  shielded "$VENV_PYTHON" "$ROOT/scripts/lib/cluster_aws.py" "$1" "$S3_ENDPOINT" "$S3_ACCESS_KEY" \
     "$S3_SECRET_KEY" "$NAME" "${sqs[@]}"
 }
 
 # amqp_delete: the broker's queues QUEUE and QUEUE.dead and exchange QUEUE.dlx gone.
 amqp_delete() {
-  "$VENV_PYTHON" "$ROOT/scripts/lib/amqp_delete.py" "$VIDSNAP_TEST_AMQP_URL" "$AMQP_QUEUE"
+  shielded "$VENV_PYTHON" "$ROOT/scripts/lib/amqp_delete.py" "$VIDSNAP_TEST_AMQP_URL" "$AMQP_QUEUE"
 }
 
 drop_data() {
@@ -397,14 +411,15 @@ Try it from another terminal, in $ROOT:
     -d "{\"email\":\"\$EMAIL\",\"password\":\"\$PASSWORD\"}" | jq -r .access_token)
   AUTH="authorization: Bearer \$TOKEN"
 
-  # 1. A video: create it, PUT the bytes to the presigned URL (straight to the bucket; -T sends
-  #    no form content type, which moto would wait on).
+  # 1. A video: create it, PUT the bytes to its presigned URL, straight into the bucket (-T
+  #    sends no form content type, which moto would wait on), follow it, see where it ran.
   CREATED=\$(curl -s \$URL/v1/videos -H "\$AUTH" -H 'content-type: application/json' \\
     -d '{"file_name":"clip.mp4","options":{"every":"1s"}}')
   VIDEO=\$(jq -r .video.id <<<"\$CREATED")
   curl -s -T \$CLIP "\$(jq -r .upload.url <<<"\$CREATED")"$uploaded_step
   curl -sN \$URL/v1/videos/\$VIDEO/events -H "\$AUTH" | sed -un 's/^data: //p' | jq -c '{status, attempts}'
-  curl -s \$URL/v1/videos/\$VIDEO -H "\$AUTH" | jq '{status, outputs, history: [.history[] | [.status, .reason]]}'
+  curl -s \$URL/v1/videos/\$VIDEO -H "\$AUTH" | jq -c '.history[] | [.status, .reason]'
+  curl -s \$URL/v1/videos/\$VIDEO -H "\$AUTH" | jq '{frames: .outputs.frames, zip: .outputs.zip.url}'
 
   # 2. Kill the worker in the middle of a job (2 min of video, a PNG every 0.25 s).
   CREATED=\$(curl -s \$URL/v1/videos -H "\$AUTH" -H 'content-type: application/json' \\
@@ -414,8 +429,12 @@ Try it from another terminal, in $ROOT:
   until WORKER=\$(curl -s \$URL/v1/videos/\$VIDEO -H "\$AUTH" |
     jq -er '.history[] | select(.status == "processing") | .reason'); do sleep 0.2; done
   echo "\$WORKER"; kill -9 "\${WORKER##*-}"       # "worker worker-1-PID": SIGKILL that PID
+  # The other worker takes the job over once the dead one's lease (10 s) has run out.
   curl -sN \$URL/v1/videos/\$VIDEO/events -H "\$AUTH" | sed -un 's/^data: //p' | jq -c '{status, attempts}'
-  curl -s \$URL/v1/videos/\$VIDEO -H "\$AUTH" | jq '[.history[] | [.at, .status, .reason]]'
+  curl -s \$URL/v1/videos/\$VIDEO -H "\$AUTH" | jq -c '.history[] | [.at, .status, .reason]'
+  curl -s \$URL/v1/jobs/\$(jq -r .video.job <<<"\$CREATED") -H "\$AUTH" |
+    jq -c '.history[] | [.step, .status, .attempt, .reason]'
+  ls $(rel "$VIDSNAP_TEST_MAILDIR")/new              # one e-mail per video
 
 Ctrl-C here stops the four processes$($KEEP || echo ", deletes the database, bucket and queues")$($OWN_SERVICES && echo " and stops the test services").
 EOF
@@ -523,6 +542,7 @@ fi
 summary
 walkthrough
 log "running; Ctrl-C stops it"
+UP=true
 gone=()
 while :; do
   sleep 1 &
