@@ -371,9 +371,9 @@ clip long.mp4 120 640x480
 rel() { echo "${1#"$ROOT"/}"; }
 uploaded_step=""
 if [ "$QUEUE" = rabbitmq ]; then
-  uploaded_step='
+  uploaded_step="
   # SeaweedFS sends no bucket events: report the upload (any API process; twice is harmless).
-  curl -s -X POST $URL/v1/videos/$VIDEO/uploaded -H "$AUTH"'
+  curl -s -X POST \$URL/v1/videos/\$VIDEO/uploaded -H \"\$AUTH\" | jq -c '{status}'"
 fi
 summary() {
   cat <<EOF
