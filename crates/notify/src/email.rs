@@ -177,24 +177,42 @@ impl Mailer {
         self.transport.is_none()
     }
 
-    /// Renders and sends the e-mail announcing `notification` to `to`.
+    /// Renders and sends the e-mail announcing `notification` to `to`. Its `Message-ID` is
+    /// the notification's id (`<{id}@{sender's domain}>`): delivery is at least once (a process
+    /// that dies between sending and recording sends again), and one id for every copy lets a
+    /// mail server or reader drop the repeat.
     pub async fn send_notification(
         &self,
         to: &str,
         notification: &Notification,
     ) -> Result<(), NotifyError> {
         let email = render(notification.event, &notification.payload);
-        self.send(to, &email).await
+        let id = format!("<{}@{}>", notification.id, self.from.email.domain());
+        self.deliver(to, &email, Some(id)).await
     }
 
     /// Sends `email` to `to` as a multipart/alternative message (plain text, then HTML). SMTP
     /// failures are returned, never swallowed.
     pub async fn send(&self, to: &str, email: &Email) -> Result<(), NotifyError> {
+        self.deliver(to, email, None).await
+    }
+
+    /// `send` with a chosen `Message-ID`; lettre adds none of its own.
+    async fn deliver(
+        &self,
+        to: &str,
+        email: &Email,
+        message_id: Option<String>,
+    ) -> Result<(), NotifyError> {
         let recipient = parse_mailbox(to)?;
-        let message = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(recipient)
-            .subject(email.subject.as_str())
+            .subject(email.subject.as_str());
+        if let Some(id) = message_id {
+            builder = builder.message_id(Some(id));
+        }
+        let message = builder
             .multipart(MultiPart::alternative_plain_html(
                 email.text.clone(),
                 email.html.clone(),

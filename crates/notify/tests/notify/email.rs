@@ -88,6 +88,37 @@ async fn a_success_email_is_multipart_and_escapes_the_name() {
     assert!(mail.html.contains("12 frames were extracted"));
 }
 
+/// Delivery is at least once (sent, then the process dies before recording it: sent again), so
+/// every copy of a notification's e-mail carries one Message-ID, the notification's id, that a
+/// mail server or reader can drop the repeat by.
+#[tokio::test]
+async fn a_notification_sent_again_keeps_its_message_id() {
+    let server = SmtpServer::start();
+    let mailer = Mailer::new(&smtp_config(server.port)).unwrap();
+    let first = notification(EventType::VideoSucceeded, "ana@example.com", json!({}));
+    let second = notification(EventType::VideoSucceeded, "ana@example.com", json!({}));
+    for n in [&first, &first, &second] {
+        mailer
+            .send_notification("ana@example.com", n)
+            .await
+            .unwrap();
+    }
+    let mut ids: Vec<String> = server
+        .wait_for(3)
+        .await
+        .iter()
+        .map(|raw| parse(raw).message_id)
+        .collect();
+    ids.sort();
+    let mut expected = vec![
+        format!("<{}@vidsnap.test>", first.id),
+        format!("<{}@vidsnap.test>", first.id),
+        format!("<{}@vidsnap.test>", second.id),
+    ];
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
 #[tokio::test]
 async fn a_failure_email_carries_the_code_and_the_escaped_message() {
     let server = SmtpServer::start();

@@ -129,6 +129,7 @@ impl Drop for SmtpServer {
 #[derive(Debug)]
 pub struct Received {
     pub subject: String,
+    pub message_id: String,
     pub from: String,
     pub to: String,
     /// The envelope recipients, as aiosmtpd recorded them.
@@ -158,6 +159,7 @@ pub fn parse(raw: &[u8]) -> Received {
     };
     Received {
         subject: header("Subject"),
+        message_id: header("Message-ID"),
         from: header("From"),
         to: header("To"),
         rcpt_to: header("X-RcptTo"),
