@@ -12,6 +12,7 @@
 
 mod frames;
 mod probe;
+mod qc;
 mod runner;
 mod support;
 mod thumbnail;
@@ -34,6 +35,20 @@ const TESTS: &[Test] = tests![
     probe::a_text_file_is_not_a_video_and_not_retried,
     probe::a_clip_is_summarised_in_probe_json,
     probe::a_wrong_number_of_inputs_is_refused,
+    qc::defects_are_found_where_they_were_made,
+    qc::a_clean_clip_passes_with_no_findings,
+    qc::a_tone_reads_its_loudness_and_audio_only_is_rating_two,
+    qc::silent_audio_only_is_rating_one_and_fails,
+    qc::video_only_is_rating_three_and_small_files_fail_the_size_check,
+    qc::video_with_silent_audio_is_rating_four,
+    qc::a_truncated_file_fails_its_decode_check,
+    qc::a_text_file_is_rating_zero_and_still_a_report,
+    qc::rotation_is_reported,
+    qc::interlaced_content_is_flagged,
+    qc::the_policy_turns_findings_into_failures,
+    qc::percent_climbs_to_one_hundred,
+    qc::one_decoding_pass_reads_the_file,
+    qc::a_missing_ffmpeg_is_retryable,
     thumbnail::at_one_second_is_the_frame_shown_at_one_second,
     thumbnail::past_the_end_is_the_last_frame,
     thumbnail::a_half_second_clip_at_one_second_is_its_last_frame,

@@ -63,8 +63,94 @@ fn counter(seconds: f64) -> Vec<String> {
         .collect()
 }
 
+/// `-f lavfi -i SOURCE` for each source.
+fn lavfi(sources: &[&str]) -> Vec<String> {
+    sources
+        .iter()
+        .flat_map(|source| ["-f", "lavfi", "-i", source])
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A moving test picture (which ffmpeg's `idet` finds progressive), `seconds` long.
+fn picture(size: &str, seconds: u32) -> String {
+    format!("testsrc=size={size}:rate={FPS}:duration={seconds}")
+}
+
+/// A 997 Hz tone on two channels at `lufs` (EBU R128: a full-scale sine on each of two
+/// channels reads 0 LUFS), `seconds` long.
+fn tone(lufs: f64, seconds: u32) -> String {
+    let amplitude = 10f64.powf(lufs / 20.0);
+    let wave = format!("{amplitude:.5}*sin(2*PI*997*t)");
+    format!("aevalsrc={wave}|{wave}:s=48000:d={seconds}")
+}
+
+fn silence(seconds: u32) -> String {
+    format!("anullsrc=r=48000:cl=stereo:d={seconds}")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| (*a).to_owned()).collect()
+}
+
+/// The QC clips: each defect made where the tests expect it.
+fn qc_recipe(name: &str) -> Option<Vec<String>> {
+    let small_video = ["-c:v", "libx264", "-pix_fmt", "yuv420p"];
+    let aac = ["-c:a", "aac", "-b:a", "128k"];
+    let recipe = match name {
+        // 30 s: black from 3 to 6 s, the picture frozen from 10 to 14 s (frames 250-349 are
+        // frame 250), silence from 20 to 25 s in a -21 LUFS tone.
+        "qc-defects.mp4" => [
+            lavfi(&[&picture("320x240", 30), &tone(-21.0, 30)]),
+            args(&[
+                "-filter_complex",
+                "[0:v]drawbox=enable='gte(t,3)*lt(t,6)':color=black:t=fill,split[x][y];\
+                 [x][y]freezeframes=first=250:last=349:replace=250[v];\
+                 [1:a]volume=enable='gte(t,20)*lt(t,25)':volume=0[a]",
+                "-map",
+                "[v]",
+                "-map",
+                "[a]",
+            ]),
+            args(&small_video),
+            args(&aac),
+        ]
+        .concat(),
+        // Over 1 MiB (lossless 720p) with a -23 LUFS tone: nothing to find. The index comes
+        // first, so a truncated copy still opens.
+        "qc-clean.mp4" => [
+            lavfi(&[&picture("1280x720", 6), &tone(-23.0, 6)]),
+            args(&["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0"]),
+            args(&aac),
+            args(&["-movflags", "+faststart"]),
+        ]
+        .concat(),
+        "qc-video-only.mp4" => [lavfi(&[&picture("320x240", 3)]), args(&small_video)].concat(),
+        "qc-silent-audio.mp4" => [
+            lavfi(&[&picture("320x240", 3), &silence(3)]),
+            args(&small_video),
+            args(&aac),
+        ]
+        .concat(),
+        "qc-silent.m4a" => [lavfi(&[&silence(4)]), args(&aac)].concat(),
+        "qc-tone.m4a" => [lavfi(&[&tone(-10.0, 4)]), args(&aac)].concat(),
+        // 50 pictures a second woven into 25 interlaced frames, coded and flagged as such.
+        "qc-interlaced.mp4" => [
+            lavfi(&["testsrc=size=640x360:rate=50:duration=4"]),
+            args(&["-vf", "tinterlace=mode=interleave_top,setfield=tff"]),
+            args(&["-c:v", "libx264", "-flags", "+ildct+ilme"]),
+        ]
+        .concat(),
+        _ => return None,
+    };
+    Some(recipe)
+}
+
 /// ffmpeg arguments (before the output path) for each clip.
 fn recipe(name: &str) -> Vec<String> {
+    if let Some(recipe) = qc_recipe(name) {
+        return recipe;
+    }
     match name {
         // 50 frames, 0.00 s to 1.96 s.
         "counter.mp4" => counter(2.0),
@@ -84,6 +170,20 @@ pub fn clip(name: &str) -> PathBuf {
     let partial = clips_dir().join(format!("partial-{}-{name}", std::process::id()));
     if name == "notes.mp4" {
         std::fs::write(&partial, "a shopping list, not a video\n".repeat(100)).expect("text");
+    } else if name == "qc-rotated.mp4" {
+        // A display matrix on the video-only clip (`rotate` is honoured when copying).
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-y", "-v", "error", "-i"])
+            .arg(clip("qc-video-only.mp4"))
+            .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+            .arg(&partial)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "making {name}");
+    } else if name == "qc-truncated.mp4" {
+        // The clean clip cut at 55%: its index (at the front) still states 6 s.
+        let whole = std::fs::read(clip("qc-clean.mp4")).expect("clean clip");
+        std::fs::write(&partial, &whole[..whole.len() * 55 / 100]).expect("truncated");
     } else {
         let status = Command::new("ffmpeg")
             .args(["-nostdin", "-y", "-v", "error"])

@@ -283,6 +283,7 @@ async fn decode(
         .last()
         .map(|line| without_context(&strip_path(line, input)));
     Ok(Some(detections(
+        options,
         &video,
         &fields,
         &silence,
@@ -300,6 +301,7 @@ async fn decode(
 /// The detectors' findings in seconds from the start of the file (`start` is the container's
 /// start time, on the clock the frames' times are on).
 fn detections(
+    options: &QcOptions,
     video: &[Frame],
     fields: &[Frame],
     silence: &[Frame],
@@ -317,7 +319,8 @@ fn detections(
     });
     let video_end = decoded.decoded_until() + start;
     let audio_end = decoded.loudness.map_or(video_end, |l| l.end + start);
-    let ranges = |frames: &[Frame], key: &str, end: f64| {
+    // blackdetect marks every black run, however short: its `d` only bounds what it logs.
+    let ranges = |frames: &[Frame], key: &str, end: f64, min_seconds: f64| {
         metadata::segments(
             frames,
             &format!("lavfi.{key}_start"),
@@ -325,15 +328,21 @@ fn detections(
             end,
         )
         .into_iter()
+        .filter(|r| r.seconds() >= min_seconds - 0.001)
         .map(|r| Range {
             start: shift(r.start),
             end: shift(r.end),
         })
         .collect()
     };
-    decoded.black = ranges(video, "black", video_end);
-    decoded.freeze = ranges(video, "freezedetect.freeze", video_end);
-    decoded.silence = ranges(silence, "silence", audio_end);
+    decoded.black = ranges(video, "black", video_end, options.black_min_duration);
+    decoded.freeze = ranges(
+        video,
+        "freezedetect.freeze",
+        video_end,
+        options.freeze_min_duration,
+    );
+    decoded.silence = ranges(silence, "silence", audio_end, options.silence_min_duration);
     decoded
 }
 
