@@ -94,7 +94,8 @@ class Clients:
             name = f"chaos-{video.index:03d}-{len(video.names) + 1}.mp4"
             video.names.append(name)
             try:
-                status, body = self.api.call("POST", "/v1/videos", {"file_name": name, **processing})
+                body = {"file_name": name, **processing}
+                status, body = self.api.call("POST", "/v1/videos", body)
             except Unavailable:
                 # Maybe created, the answer lost: the video named `name` then waits for an upload
                 # that never comes (the audit finds it by its name). Retry under a new name.

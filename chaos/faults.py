@@ -1,6 +1,6 @@
 """The faults the chaos suite injects, besides SIGKILLs: a loopback TCP proxy that can drop every
-connection for a while (storage, or the database when no private PostgreSQL can be run), and an
-ffprobe that fails on purpose while a control file says so."""
+connection for a while (storage, or the database when no private PostgreSQL can be run), and
+FFmpeg tools that fail on purpose while a control file says so."""
 
 import os
 import selectors
@@ -140,41 +140,45 @@ def _reset(sock):
         pass
 
 
-# An ffprobe that, while the control file holds a percentage, fails that share of its runs in
-# one of three ways, and logs each one: truncated JSON on a clean exit (the engine reads it as
-# its own internal error: machine trouble, retried), exit 1 with a message (ffprobe's answer to
-# a file it cannot read: not-a-video, never retried), or SIGKILL of itself (a crashed ffprobe,
-# also read as not-a-video). Otherwise it is the real ffprobe.
-FFPROBE_WRAPPER = """#!/usr/bin/env bash
-# Written by chaos/chaos.py: the real ffprobe, except when {control} says to fail.
+# An FFmpeg tool (ffprobe, ffmpeg) that, while the control file holds a percentage, fails that
+# share of its runs in one of three ways, and logs each one: truncated JSON on a clean exit
+# (ffprobe's output then reads as the engine's internal error: machine trouble, retried), exit 1
+# with a message (ffprobe's answer to a file it cannot read: not-a-video, never retried), or
+# SIGKILL of itself (a crashed tool, also read as not-a-video). Otherwise it is the real tool.
+# Vidsnap decodes frames with the FFmpeg libraries in its own child process; the tools run as
+# processes are ffprobe (every job probes its input) and ffmpeg (the qc operation).
+WRAPPER = """#!/usr/bin/env bash
+# Written by chaos/faults.py: the real {tool}, except when {control} says to fail.
 percent=0
 [ -s '{control}' ] && read -r percent < '{control}'
 if [ "$percent" -gt 0 ] && [ $((RANDOM % 100)) -lt "$percent" ]; then
   case $((RANDOM % 5)) in
-    0|1|2) echo "garbage $$" >> '{log}'; echo '{{"streams": ['; exit 0 ;;
-    3) echo "exit $$" >> '{log}'; echo "chaos: injected ffprobe failure" >&2; exit 1 ;;
-    4) echo "kill $$" >> '{log}'; kill -KILL $$ ;;
+    0|1|2) echo "garbage {tool} $$" >> '{log}'; echo '{{"streams": ['; exit 0 ;;
+    3) echo "exit {tool} $$" >> '{log}'; echo "chaos: injected {tool} failure" >&2; exit 1 ;;
+    4) echo "kill {tool} $$" >> '{log}'; kill -KILL $$ ;;
   esac
 fi
 exec '{real}' "$@"
 """
 
 
-class FailingFfprobe:
-    """A directory holding the wrapper as `ffprobe`, to put first on the servers' PATH."""
+class FailingFfmpeg:
+    """A directory holding the wrappers as `ffprobe` and `ffmpeg`, to put first on the servers'
+    PATH, and the switch that makes them fail."""
 
     def __init__(self, work):
-        real = _which("ffprobe")
-        if real is None:
-            raise SystemExit("ffprobe is missing: apt-get install ffmpeg (make deps does)")
         self.dir = os.path.join(work, "bin")
         os.makedirs(self.dir, exist_ok=True)
-        self.control = os.path.join(work, "ffprobe-fail-percent")
-        self.log = os.path.join(work, "ffprobe-failures.log")
-        path = os.path.join(self.dir, "ffprobe")
-        with open(path, "w") as f:
-            f.write(FFPROBE_WRAPPER.format(control=self.control, log=self.log, real=real))
-        os.chmod(path, 0o755)
+        self.control = os.path.join(work, "ffmpeg-fail-percent")
+        self.log = os.path.join(work, "ffmpeg-failures.log")
+        for tool in ("ffprobe", "ffmpeg"):
+            real = _which(tool)
+            if real is None:
+                raise SystemExit(f"{tool} is missing: apt-get install ffmpeg (make deps does)")
+            path = os.path.join(self.dir, tool)
+            with open(path, "w") as f:
+                f.write(WRAPPER.format(tool=tool, control=self.control, log=self.log, real=real))
+            os.chmod(path, 0o755)
         self.set(0)
 
     def set(self, percent):
@@ -186,16 +190,18 @@ class FailingFfprobe:
         return f"{self.dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
 
     def injected(self):
-        """Failures injected so far, by kind."""
+        """Failures injected so far, by kind ("garbage", "exit", "kill") and by tool."""
         counts = {"garbage": 0, "exit": 0, "kill": 0}
+        tools = {}
         try:
             with open(self.log) as f:
                 for line in f:
-                    kind = line.split()[0]
+                    kind, tool = line.split()[:2]
                     counts[kind] = counts.get(kind, 0) + 1
+                    tools[tool] = tools.get(tool, 0) + 1
         except FileNotFoundError:
             pass
-        return counts
+        return counts, tools
 
 
 def _which(name):

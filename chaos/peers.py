@@ -157,7 +157,8 @@ ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def mails(maildir):
-    """Every message in the Maildir as {subject, video, job} (ids from the text part)."""
+    """Every message in the Maildir as {subject, video, job, notification} (ids from the text
+    part and the Message-ID)."""
     found = []
     folder = os.path.join(maildir, "new")
     for name in sorted(os.listdir(folder)):
@@ -167,10 +168,13 @@ def mails(maildir):
         text = part.get_content() if part else ""
         video = re.search(rf"Video id: ({ID})", text)
         job = re.search(rf"Job id: ({ID})", text)
+        # Builds that name the notification in the Message-ID (`<{id}@domain>`).
+        notification = re.match(rf"<({ID})@", str(message["message-id"] or ""))
         found.append({
             "subject": str(message["subject"]),
             "video": video.group(1) if video else None,
             "job": job.group(1) if job else None,
+            "notification": notification.group(1) if notification else None,
         })
     return found
 

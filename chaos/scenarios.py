@@ -11,7 +11,7 @@ import time
 
 import audit as checks
 from clients import Clients, plan, write_log
-from faults import FailingFfprobe, Proxy
+from faults import FailingFfmpeg, Proxy
 from peers import Api, S3, WebhookReceiver, mails
 from services import PrivatePostgres, Server, SharedPostgres, Smtp, wait_until
 
@@ -126,8 +126,8 @@ class Timeline:
 
 
 class Scenario:
-    """What both scenarios share: the SMTP listener, the webhook receiver, the failing ffprobe,
-    the fault timeline, the clients, and the end: settle, audit, stop."""
+    """What both scenarios share: the SMTP listener, the webhook receiver, the failing FFmpeg
+    tools, the fault timeline, the clients, and the end: settle, audit, stop."""
 
     def __init__(self, name, args, rng, work, binary, clips, venv_python, cleanup):
         self.name = name
@@ -140,14 +140,14 @@ class Scenario:
         self.videos = args.videos or size["videos"]
         self.logs = os.path.join(work, "logs")
         os.makedirs(self.logs, exist_ok=True)
-        self.ffprobe = FailingFfprobe(work)
+        self.ffmpeg = FailingFfmpeg(work)
         self.smtp = Smtp(venv_python, os.path.join(work, "maildir"), self.logs)
         cleanup.callback(self.smtp.stop)
         self.receiver = WebhookReceiver()
         cleanup.callback(self.receiver.close)
         self.sweep = {} if args.no_sweep else sweep_env(binary)
         self.env = dict(os.environ, **SERVICE_ENV, **self.sweep, **self.smtp.env(),
-                        PATH=self.ffprobe.path_env())
+                        PATH=self.ffmpeg.path_env())
         self.env.pop("VIDSNAP_CONFIG", None)
         self.timeline = Timeline()
         self.processes = []
@@ -160,10 +160,10 @@ class Scenario:
         self.cleanup.callback(server.kill)
         return server.start()
 
-    def ffprobe_failures(self):
+    def ffmpeg_failures(self):
         return self.timeline.windows(self.rng, self.seconds, (4, 10), (2, 5),
-                                     lambda: self.ffprobe.set(35), lambda: self.ffprobe.set(0),
-                                     "ffprobe failing (35% of runs)")
+                                     lambda: self.ffmpeg.set(35), lambda: self.ffmpeg.set(0),
+                                     "ffprobe and ffmpeg failing (35% of runs)")
 
     def drive(self, api, direct_upload, plans, end_faults):
         """A user with an API key and a webhook; the planned videos' clients and the faults run
@@ -186,7 +186,7 @@ class Scenario:
         clients.start(started)
         self.timeline.run(started)
         self.timeline.join()
-        self.ffprobe.set(0)
+        self.ffmpeg.set(0)
         end_faults()
         clients.join()
         write_log(os.path.join(self.logs, "clients.log"), self.planned)
@@ -275,9 +275,10 @@ class Scenario:
                 "temporaries")
 
     def injected(self):
-        counts = self.ffprobe.injected()
-        return (f"ffprobe failures injected: {sum(counts.values())} (truncated output "
-                f"{counts['garbage']}, exit 1 {counts['exit']}, SIGKILL {counts['kill']})")
+        counts, tools = self.ffmpeg.injected()
+        by_tool = ", ".join(f"{tool} {n}" for tool, n in sorted(tools.items())) or "none"
+        return (f"FFmpeg tool failures injected: {sum(counts.values())} ({by_tool}; truncated "
+                f"output {counts['garbage']}, exit 1 {counts['exit']}, SIGKILL {counts['kill']})")
 
 
 def _ready(api):
@@ -297,7 +298,7 @@ def _wait(what, check, seconds):
 
 def embedded(args, rng, work, binary, clips, venv_python):
     """`vidsnap serve` on its defaults (SQLite, local disk, the database queue, every role in
-    one process), SIGKILLed at random moments and started again; ffprobe failing for a while;
+    one process), SIGKILLed at random moments and started again; FFmpeg tools failing for a while;
     the webhook receiver answering 500 for a while."""
     with contextlib.ExitStack() as cleanup:
         s = Scenario("embedded", args, rng, work, binary, clips, venv_python, cleanup)
@@ -306,14 +307,14 @@ def embedded(args, rng, work, binary, clips, venv_python):
         while at < s.seconds:
             at = s.timeline.kill_and_restart(at, server, rng, (0.1, 1.5)) + rng.uniform(2, 6)
             kills += 1
-        ffprobe_windows = s.ffprobe_failures()
+        ffmpeg_windows = s.ffmpeg_failures()
         receiver = s.receiver
         hook_windows = s.timeline.windows(rng, s.seconds, (6, 12), (1, 3),
                                           lambda: setattr(receiver, "failing", True),
                                           lambda: setattr(receiver, "failing", False),
                                           "webhook receiver answering 500")
         s.drive(Api(server), False,
-                f"{kills} SIGKILLs, {ffprobe_windows} ffprobe failure windows, "
+                f"{kills} SIGKILLs, {ffmpeg_windows} ffprobe/ffmpeg failure windows, "
                 f"{hook_windows} webhook outages planned",
                 lambda: setattr(receiver, "failing", False))
         data = server.data_dir
@@ -331,7 +332,7 @@ def embedded(args, rng, work, binary, clips, venv_python):
 def cluster(args, rng, work, binary, clips, venv_python, services):
     """PostgreSQL (a private cluster, crashed and started again) + SeaweedFS reached through a
     proxy that drops every connection for a while + the database queue; one API process, two
-    workers SIGKILLed at random moments and started again, one scheduler; ffprobe failing for a
+    workers SIGKILLed at random moments and started again, one scheduler; FFmpeg tools failing for a
     while."""
     for key in ("VIDSNAP_TEST_S3_ENDPOINT", "VIDSNAP_TEST_S3_ACCESS_KEY",
                 "VIDSNAP_TEST_S3_SECRET_KEY"):
@@ -340,7 +341,8 @@ def cluster(args, rng, work, binary, clips, venv_python, services):
     with contextlib.ExitStack() as cleanup:
         s = Scenario("cluster", args, rng, work, binary, clips, venv_python, cleanup)
         endpoint = services["VIDSNAP_TEST_S3_ENDPOINT"]
-        access, secret = services["VIDSNAP_TEST_S3_ACCESS_KEY"], services["VIDSNAP_TEST_S3_SECRET_KEY"]
+        access = services["VIDSNAP_TEST_S3_ACCESS_KEY"]
+        secret = services["VIDSNAP_TEST_S3_SECRET_KEY"]
         s3 = S3(endpoint, access, secret)
         bucket = f"vidsnap-chaos-{os.getpid()}-{rng.randrange(10**6)}"
         s3.create_bucket(bucket)
@@ -404,7 +406,7 @@ def cluster(args, rng, work, binary, clips, venv_python, services):
                 s.timeline.add(back, "postgres", "PostgreSQL reachable", db_proxy.restore)
             restarts += 1
             at += rng.uniform(s.seconds * 0.4, s.seconds * 0.6)
-        ffprobe_windows = s.ffprobe_failures()
+        ffmpeg_windows = s.ffmpeg_failures()
 
         def end_faults():
             storage_proxy.restore()
@@ -412,7 +414,7 @@ def cluster(args, rng, work, binary, clips, venv_python, services):
                 db_proxy.restore()
         s.drive(Api(api_server), True,
                 f"{kills} worker SIGKILLs, {storage_windows} storage outages, {restarts} "
-                f"database restarts, {ffprobe_windows} ffprobe failure windows planned",
+                f"database restarts, {ffmpeg_windows} ffprobe/ffmpeg failure windows planned",
                 end_faults)
 
         def storage():
@@ -421,7 +423,8 @@ def cluster(args, rng, work, binary, clips, venv_python, services):
             return s3.objects(bucket), incomplete
         audit = s.conclude(
             storage,
-            [os.path.join(p.data_dir, sub) for p in s.processes for sub in ("tmp", "upload-scratch")],
+            [os.path.join(p.data_dir, sub) for p in s.processes
+             for sub in ("tmp", "upload-scratch")],
             lambda: checks.postgres_notifications(direct_url))
         audit.figures.insert(0, ("faults", (
             f"{sum(w.kills for w in workers)} worker SIGKILLs, each started again "

@@ -269,8 +269,8 @@ class Smtp:
                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(log_dir, "smtp.log"), "a"),
             )
             try:
-                wait_until("aiosmtpd", lambda: port_open(self.port) or self.process.poll() is not None,
-                           30)
+                wait_until("aiosmtpd",
+                           lambda: port_open(self.port) or self.process.poll() is not None, 30)
             except TimeoutError:
                 pass
             if self.process.poll() is None and port_open(self.port):
