@@ -62,6 +62,7 @@ bench: deps
 	bench/service
 	bench/queue
 	bench/uploads
+	bench/qc
 
 ## make chaos: the chaos suite of #11 (chaos/run, ~2.5 min): jobs through SIGKILLs, storage and
 ## database outages and failing ffprobe runs, then every invariant checked; prints the figures.
