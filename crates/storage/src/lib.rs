@@ -16,6 +16,8 @@
 //! - `s3_housekeeping`: what the scheduler's storage sweep asks of an [`S3Store`]: folders and
 //!   blobs for the orphan audit, multipart uploads nobody can finish (ListMultipartUploads, a
 //!   presigned request of our own), the staging folders of resumable uploads.
+//! - [`s3_notifications`]: where the bucket's event notifications go, for the start-up check
+//!   that they reach the queue `[s3_events]` reads.
 //! - `contract` (feature `contract`): the behaviour every backend must show, written once as async
 //!   functions over `&dyn BlobStore`; each backend's tests run them.
 
@@ -27,6 +29,7 @@ pub mod local;
 pub mod s3;
 mod s3_housekeeping;
 pub mod s3_multipart;
+pub mod s3_notifications;
 pub mod s3_staging;
 pub mod signed;
 pub mod staging;

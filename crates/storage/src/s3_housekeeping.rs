@@ -300,6 +300,21 @@ impl S3Store {
             query.push(("key-marker", key.clone()));
             query.push(("upload-id-marker", id.clone()));
         }
+        let (status, text) = self.bucket_get(query).await.map_err(failed)?;
+        if !status.is_success() {
+            let code = element(&text, "Code").unwrap_or_default();
+            return Err(failed(format!("{status} {code}")));
+        }
+        parse_page(&text).map_err(failed)
+    }
+
+    /// A GET of the bucket itself with `query` (a subresource such as `?uploads` or
+    /// `?notification`, which object_store has no call for), presigned by the store's client:
+    /// the status and the body.
+    pub(crate) async fn bucket_get(
+        &self,
+        query: Vec<(&'static str, String)>,
+    ) -> Result<(http::StatusCode, String), String> {
         let url = self
             .client()
             .signed_url_opts(
@@ -309,29 +324,24 @@ impl S3Store {
                 &SignedUrlOptions::default().with_query(query),
             )
             .await
-            .map_err(|e| unavailable("signing a request for", "the bucket", e))?;
+            .map_err(|e| format!("signing the request: {e}"))?;
         let request = http::Request::builder()
             .method(http::Method::GET)
             .uri(url.as_str())
             .body(HttpRequestBody::empty())
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let response = self
             .http()
             .execute(request)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let status = response.status();
         let body = response
             .into_body()
             .bytes()
             .await
-            .map_err(|e| failed(e.to_string()))?;
-        let text = String::from_utf8_lossy(&body);
-        if !status.is_success() {
-            let code = element(&text, "Code").unwrap_or_default();
-            return Err(failed(format!("{status} {code}")));
-        }
-        parse_page(&text).map_err(failed)
+            .map_err(|e| e.to_string())?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 }
 
@@ -368,7 +378,7 @@ fn parse_page(xml: &str) -> Result<Page, String> {
 }
 
 /// The text of every `<name>…</name>` element, in order (not nested in one another).
-fn elements<'a>(xml: &'a str, name: &str) -> impl Iterator<Item = &'a str> {
+pub(crate) fn elements<'a>(xml: &'a str, name: &str) -> impl Iterator<Item = &'a str> {
     let (open, close) = (format!("<{name}>"), format!("</{name}>"));
     let mut rest = xml;
     std::iter::from_fn(move || {
@@ -381,12 +391,12 @@ fn elements<'a>(xml: &'a str, name: &str) -> impl Iterator<Item = &'a str> {
 }
 
 /// The text of the first `<name>…</name>` element.
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     elements(xml, name).next()
 }
 
 /// Resolves XML's character references (`&amp;`, `&#38;`, `&#x26;` …).
-fn unescape(text: &str) -> String {
+pub(crate) fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('&') {

@@ -93,6 +93,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let mut deliveries_waker = None;
+    // Whether the bucket's notifications reach the queue [s3_events] reads: a readiness check.
+    let mut notification_check = None;
     if role.runs_workers() {
         let extractor = ExtractorCommand {
             program: std::env::current_exe().context("locating the vidsnap executable")?,
@@ -141,6 +143,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             let consumer = S3EventConsumer::new(events_config, on_upload.clone())
                 .await
                 .context("configuring the S3 event consumer (s3_events)")?;
+            if let Some(store) = &s3 {
+                notification_check = BucketNotificationCheck::new(store, &consumer).await;
+            }
             tasks.spawn(consumer.run(shutdown.clone()));
         }
     }
@@ -175,7 +180,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     // Every role uses all three: the scheduler also sweeps and audits the storage.
-    let readiness = ReadinessChecks::backends(repo.clone(), queue.clone(), blobs.clone());
+    let mut readiness = ReadinessChecks::backends(repo.clone(), queue.clone(), blobs.clone());
+    if let Some(check) = notification_check {
+        readiness = readiness.with("bucket_notification", move || {
+            let check = Arc::clone(&check);
+            async move { check.passes().await }
+        });
+    }
     let state = AppState::new(Shared {
         repo: repo.clone(),
         jobs,
@@ -424,4 +435,64 @@ fn derive_key(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
     hasher.update([0]);
     hasher.update(secret);
     hasher.finalize().to_vec()
+}
+
+/// Whether the bucket's event notifications reach the queue `[s3_events]` reads: a readiness
+/// check, asked again at most once a minute, so fixing the bucket makes the process ready
+/// without a restart. Passes when that cannot be known (the configuration cannot be read, or
+/// events go through SNS, Lambda or EventBridge first); fails, with one warning saying how to
+/// fix it, when the bucket notifies other queues only: uploads would then wait for ever.
+struct BucketNotificationCheck {
+    store: S3Store,
+    /// The ARN of the queue the consumer reads.
+    arn: String,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl BucketNotificationCheck {
+    async fn new(store: &S3Store, consumer: &S3EventConsumer) -> Option<Arc<Self>> {
+        let arn = tokio::time::timeout(Duration::from_secs(10), consumer.queue_arn())
+            .await
+            .ok()?
+            .ok()?;
+        let check = Arc::new(Self {
+            store: store.clone(),
+            arn,
+            last: tokio::sync::Mutex::new(None),
+            warned: std::sync::atomic::AtomicBool::new(false),
+        });
+        check.passes().await;
+        Some(check)
+    }
+
+    async fn passes(&self) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < Duration::from_secs(60)
+        {
+            return ok;
+        }
+        let ok =
+            match tokio::time::timeout(Duration::from_secs(5), self.store.notifications()).await {
+                Ok(Some(n)) => n.indirect || n.queues.contains(&self.arn),
+                _ => true,
+            };
+        if !ok && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                queue = %self.arn,
+                "the bucket's event notifications do not go to the queue s3_events.queue_url \
+                 names: uploads will not be processed. Add an s3:ObjectCreated:* notification \
+                 for this queue to the bucket (docs/deploy-aws.md), or point \
+                 s3_events.queue_url at the notified queue; /readyz reports \
+                 bucket_notification: false until then"
+            );
+        }
+        if ok {
+            self.warned
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        *last = Some((std::time::Instant::now(), ok));
+        ok
+    }
 }

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use aws_sdk_sqs::{
     Client,
-    types::{Message, MessageSystemAttributeName},
+    types::{Message, MessageSystemAttributeName, QueueAttributeName},
 };
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -191,6 +191,23 @@ impl S3EventConsumer {
                 .to_owned(),
             listener,
         })
+    }
+
+    /// The ARN of the queue this consumer reads (what a bucket notification must name).
+    pub async fn queue_arn(&self) -> PortResult<String> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetQueueAttributes", &e))?;
+        output
+            .attributes
+            .unwrap_or_default()
+            .remove(&QueueAttributeName::QueueArn)
+            .ok_or_else(|| PortError::Unavailable("the queue has no QueueArn attribute".into()))
     }
 
     /// Long-polls the queue and handles what arrives until `shutdown`. Never gives up: SQS

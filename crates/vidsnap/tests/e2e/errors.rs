@@ -141,14 +141,22 @@ fn zero_negative_or_sub_millisecond_interval_is_a_usage_error() {
 }
 
 #[test]
-fn an_interval_that_would_make_billions_of_frames() {
-    // A nanosecond on a 3 s clip is three billion target times: refused before one is built.
+fn an_interval_that_would_make_too_many_frames_or_repeat_frames() {
+    // One frame at 25 fps (0.04 s) on a 3 s clip is 75 frames: over a limit of 50, refused
+    // before one is extracted.
     let message = assert_refused(
         &clip("short3.mp4"),
-        &["--every", "0.000000001s"],
+        &["--every", "0.04s", "--limit-frames", "50"],
         "too-many-frames",
     );
     assert!(message.contains("limits.max_frames"), "{message}");
+    // Shorter than one frame of the video: each frame would come out several times.
+    let message = assert_refused(
+        &clip("short3.mp4"),
+        &["--every", "10ms"],
+        "interval-too-short",
+    );
+    assert!(message.contains("0.0400"), "{message}");
     // The limit is a setting: 30 frames fit under 50.
     let sandbox = Sandbox::new();
     let (output, json) = sandbox.frames(&clip("short3.mp4"), &["--every", "0.1s"]);

@@ -254,9 +254,12 @@ async fn a_cluster_survives_a_worker_killed_mid_job() {
         let (status, ready) = app.call(Method::GET, "/readyz", None, None).await;
         assert_eq!(status, StatusCode::OK, "{} not ready: {ready}", app.url);
     }
-    // Each role asks what it uses: the scheduler touches no blobs.
+    // Every role uses all three (the scheduler sweeps and audits the storage).
     let (_, ready) = scheduler.call(Method::GET, "/readyz", None, None).await;
-    assert_eq!(ready["checks"], json!({"database": true, "queue": true}));
+    assert_eq!(
+        ready["checks"],
+        json!({"database": true, "queue": true, "storage": true})
+    );
     let (_, ready) = first_worker.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(
         ready["checks"],
@@ -644,6 +647,10 @@ async fn objects_put_into_the_bucket_are_processed_through_s3_events() {
     }
     let api = App::start(api_dir.root.path(), &with_role("api")).await;
     let worker = App::start(worker_dir.root.path(), &with_role("worker")).await;
+    // The bucket notifies the queue the worker reads.
+    let (status, ready) = worker.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["checks"]["bucket_notification"], true, "{ready}");
 
     let token = api.register("ana@example.com").await;
     let (_, me) = api.call(Method::GET, "/v1/me", Some(&token), None).await;
@@ -756,6 +763,37 @@ async fn objects_put_into_the_bucket_are_processed_through_s3_events() {
     }
     assert!(worker.stop().await.success());
     assert!(api.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_notifies_another_queue_makes_the_worker_not_ready() {
+    let moto = service("VIDSNAP_TEST_MOTO_ENDPOINT");
+    let database = ScratchDatabase::create("vidsnap_misnotified").await;
+    let bucket = Bucket::create(moto.clone(), "vidsnap-test".into(), "vidsnap-test".into()).await;
+    let mut queues = MotoQueues::new(&moto).await;
+    let (events, events_dead) = queues.pair("vidsnap-mine").await;
+    let (other, _) = queues.pair("vidsnap-other").await;
+    queues.notify(&bucket.name, &other).await;
+    let mut env = vec![
+        ("VIDSNAP_DATABASE__KIND", "postgres".to_owned()),
+        ("VIDSNAP_DATABASE__URL", database.url().to_owned()),
+        ("VIDSNAP_SERVER__ROLE", "worker".to_owned()),
+        ("VIDSNAP_AWS__REGION", "us-east-1".into()),
+        ("VIDSNAP_AWS__ENDPOINT", moto.clone()),
+        ("VIDSNAP_AWS__ACCESS_KEY_ID", "vidsnap-test".into()),
+        ("VIDSNAP_AWS__SECRET_ACCESS_KEY", "vidsnap-test".into()),
+        ("VIDSNAP_S3_EVENTS__QUEUE_URL", events),
+        ("VIDSNAP_S3_EVENTS__DEAD_LETTER_QUEUE_URL", events_dead),
+        ("VIDSNAP_S3_EVENTS__WAIT_SECONDS", "1".into()),
+    ];
+    env.extend(bucket.env());
+    let dir = Sandbox::new();
+    let worker = App::start(dir.root.path(), &env).await;
+    let (status, ready) = worker.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["checks"]["bucket_notification"], false, "{ready}");
+    assert_eq!(ready["checks"]["storage"], true, "{ready}");
+    assert!(worker.stop().await.success());
 }
 
 /// `GET /v1/jobs/{id}` (steps with artefacts and links, and the history).
