@@ -38,6 +38,9 @@ SERVICE_ENV = {
     "VIDSNAP_NOTIFICATIONS__LEASE_SECONDS": "5",
     "VIDSNAP_NOTIFICATIONS__MAX_ATTEMPTS": "100",
     "VIDSNAP_SCHEDULER__SWEEP_SECONDS": "2",
+    # A step left `ready` with its task lost (the enqueue after the change failed: the database
+    # went away in between) is queued again this long after it was due (900 s by default).
+    "VIDSNAP_SCHEDULER__REQUEUE_AFTER_SECONDS": "10",
     "VIDSNAP_SCHEDULER__CLEANUP_SECONDS": "2",
     "VIDSNAP_AUTH__SECRET": "the chaos suite's secret, 32+ characters",
     "VIDSNAP_LOG": os.environ.get("VIDSNAP_LOG", "warn"),
@@ -249,7 +252,20 @@ class Scenario:
                              self.receiver.received(), mails(self.smtp.maildir))
         stored, incomplete = storage()
         checks.leftovers(audit, stored, scratch, videos, jobs, details, incomplete)
+        lost = self.logged("enqueue failed; the sweep will queue it again")
+        requeued = self.logged("ready without progress: enqueueing again")
+        audit.figure("lost tasks", f"{lost} enqueues failed after their step was made ready; "
+                                   f"the scheduler queued {requeued} steps again "
+                                   "(requeue_after_seconds: 10 here, 900 by default)")
         return audit
+
+    def logged(self, text):
+        """How many lines of the processes' logs contain `text`."""
+        count = 0
+        for process in self.processes:
+            with open(process.log_path, errors="replace") as f:
+                count += sum(1 for line in f if text in line)
+        return count
 
     def sweep_metrics(self):
         """What the storage sweep says it removed, from the /metrics of the processes running
