@@ -52,6 +52,7 @@ macro_rules! contract_tests {
             stale_queued_lists_only_old_videos_without_a_job,
             mark_uploaded_records_the_upload_once,
             existing_videos_are_told_from_missing_and_deleted_ones,
+            a_watched_object_is_one_video,
         );
         $crate::contract_tests!(@each $fresh, jobs:
             jobs_read_back_as_created,

@@ -368,6 +368,29 @@ pub async fn existing_videos_are_told_from_missing_and_deleted_ones(repo: &dyn R
     assert_eq!(repo.existing_videos(&many).await.unwrap(), vec![kept.id]);
 }
 
+/// A watched folder's object keeps its key as the video's source, read back as stored, and
+/// one object is one video: a second registration is a conflict (a repeated event, a rescan).
+pub async fn a_watched_object_is_one_video(repo: &dyn Repository) {
+    let alice = new_user(repo, "alice@example.com").await;
+    let mut watched = video(alice.id, "clip one+é.mp4");
+    watched.source = Some("inbox/2026 12/clip one+é.mp4".into());
+    repo.create_video(&watched).await.unwrap();
+    let read = repo.video(Some(alice.id), watched.id).await.unwrap();
+    assert_eq!(read.source, watched.source);
+    assert_eq!(read.source_key(), "inbox/2026 12/clip one+é.mp4");
+    let mut again = video(alice.id, "clip one+é.mp4");
+    again.source = watched.source.clone();
+    assert!(matches!(
+        repo.create_video(&again).await,
+        Err(PortError::Conflict(_))
+    ));
+    // Uploads have no source key: any number of them.
+    for _ in 0..2 {
+        let upload = new_video(repo, alice.id, "clip one+é.mp4").await;
+        assert_eq!(repo.video(None, upload.id).await.unwrap().source, None);
+    }
+}
+
 pub async fn mark_uploaded_records_the_upload_once(repo: &dyn Repository) {
     let alice = new_user(repo, "alice@example.com").await;
     let clip = new_video(repo, alice.id, "clip.mp4").await;
