@@ -410,6 +410,8 @@ pub trait BlobStore: Send + Sync {
     async fn local_copy(&self, key: &str, scratch: &Path) -> PortResult<std::path::PathBuf>;
     /// Deletes every blob whose key starts with `prefix`.
     async fn delete_prefix(&self, prefix: &str) -> PortResult<()>;
+    /// Deletes one blob; a missing one is not an error.
+    async fn delete(&self, key: &str) -> PortResult<()>;
     /// A URL the client can PUT the blob's bytes to, until `expires`.
     async fn presign_put(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest>;
     /// A URL the client can GET the blob from, until `expires`.

@@ -409,15 +409,30 @@ impl JobService {
     }
 
     /// Queues tasks. A failed enqueue is logged, not returned: the change that made the task
-    /// ready is committed, and the scheduler's sweep (`Jobs::overdue_tasks`) queues it again.
+    /// ready is committed. It is tried again in the background for about a minute (a broker or
+    /// database restarting), and past that the scheduler's sweep (`Jobs::overdue_tasks`, after
+    /// `requeue_after_seconds`) queues it again.
     pub async fn enqueue(&self, tasks: &[(Task, chrono::DateTime<Utc>)]) {
         for (task, at) in tasks {
             let new = NewTask {
                 task: task.clone(),
                 not_before: *at,
             };
-            if let Err(e) = self.queue.enqueue(new).await {
-                tracing::warn!(job = %task.job, step = %task.step, error = %e, "enqueue failed; the sweep will queue it again");
+            if let Err(e) = self.queue.enqueue(new.clone()).await {
+                tracing::warn!(job = %task.job, step = %task.step, error = %e, "enqueue failed; trying again");
+                let queue = Arc::clone(&self.queue);
+                tokio::spawn(async move {
+                    let mut delay = std::time::Duration::from_secs(1);
+                    for _ in 0..6 {
+                        tokio::time::sleep(delay).await;
+                        if queue.enqueue(new.clone()).await.is_ok() {
+                            tracing::info!(job = %new.task.job, step = %new.task.step, "queued at a later try");
+                            return;
+                        }
+                        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                    }
+                    tracing::warn!(job = %new.task.job, step = %new.task.step, "enqueue still failing; the scheduler's sweep will queue it again");
+                });
             }
         }
     }

@@ -36,6 +36,7 @@ macro_rules! contract_tests {
             round_trip_in_parts,
             missing_blobs_are_not_found,
             delete_prefix_takes_the_folder_only,
+            delete_takes_one_blob,
             presigned_put_then_get,
             tampered_urls_are_refused,
             expired_urls_are_refused,
@@ -219,6 +220,30 @@ pub async fn delete_prefix_takes_the_folder_only(store: &dyn BlobStore) {
     store.delete_prefix("delete/u/w").await.expect("no slash");
     assert_missing(store, "delete/u/w/clip.mp4").await;
     assert!(store.size("delete/u/vx/clip.mp4").await.is_ok());
+}
+
+/// `delete` takes exactly the blob named (not another that starts with its name), and a
+/// missing one is not an error.
+pub async fn delete_takes_one_blob(store: &dyn BlobStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = [
+        "one/u/v/clip-image.jpg",
+        "one/u/v/clip-image.jpg.bak",
+        "one/u/v/clip.mp4",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        put(store, dir.path(), key, &noise(10 + i, i as u64)).await;
+    }
+    store
+        .delete("one/u/v/clip-image.jpg")
+        .await
+        .expect("delete");
+    assert_missing(store, "one/u/v/clip-image.jpg").await;
+    for key in &keys[1..] {
+        assert!(store.size(key).await.is_ok(), "{key} should be kept");
+    }
+    store.delete("one/u/v/clip-image.jpg").await.expect("again");
+    store.delete("one/u/v/never.jpg").await.expect("missing");
 }
 
 /// `folders` names the folders directly inside a folder, `list` every blob below it with its

@@ -206,6 +206,16 @@ impl BlobStore for LocalStore {
         }
     }
 
+    async fn delete(&self, key: &str) -> PortResult<()> {
+        key::check(key)?;
+        let path = self.path_of(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(unavailable("deleting", &path, e)),
+        }
+    }
+
     async fn presign_put(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest> {
         key::check(key)?;
         Ok(self.signer.sign("PUT", key, expires))

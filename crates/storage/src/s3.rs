@@ -580,6 +580,14 @@ impl BlobStore for S3Store {
             .map_err(|e| unavailable("deleting", prefix, e))
     }
 
+    async fn delete(&self, key: &str) -> PortResult<()> {
+        let location = self.location(key)?;
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(unavailable("deleting", key, e)),
+        }
+    }
+
     async fn presign_put(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest> {
         self.presign(Method::PUT, key, expires).await
     }

@@ -168,6 +168,14 @@ impl Worker {
             }
             Err(Stop::Cancelled) => {
                 tracing::info!(job = %job.id, step = %task.step, "cancelled: the run stopped");
+                // Cancelled because the job was deleted (with its video): what the run stored
+                // before it stopped belongs to nobody.
+                if let Err(PortError::NotFound) = self.jobs.repo().job(None, job.id).await {
+                    let prefix = job.artefact_prefix(&task.step);
+                    if let Err(e) = self.blobs.delete_prefix(&prefix).await {
+                        tracing::warn!(%prefix, error = %e, "removing a deleted job's outputs failed; the storage sweep will");
+                    }
+                }
                 let _ = self.queue.complete(lease).await;
                 return;
             }
@@ -178,14 +186,30 @@ impl Worker {
     /// Records the outcome, then settles the queue message.
     async fn finish(&self, lease: &Lease, attempt: u32, outcome: StepOutcome) {
         let task = &lease.task;
+        // What this run stored, in case the job is gone by the time it is recorded.
+        let stored: Vec<String> = match &outcome {
+            StepOutcome::Succeeded { artefacts, .. } => {
+                artefacts.iter().map(|a| a.key.clone()).collect()
+            }
+            _ => Vec::new(),
+        };
         let finish = Change::Finish {
             step: task.step.clone(),
             attempt,
             outcome,
         };
         match self.jobs.change(None, task.job, finish).await {
-            // Recorded, or no longer ours to record (cancelled, taken over, deleted).
-            Ok(_) | Err(PortError::NotFound) => {
+            // Recorded, or no longer ours to record (cancelled, taken over).
+            Ok(_) => {
+                let _ = self.queue.complete(lease).await;
+            }
+            // Deleted (with its video) while this run stored its outputs: nobody owns them now.
+            Err(PortError::NotFound) => {
+                for key in &stored {
+                    if let Err(e) = self.blobs.delete(key).await {
+                        tracing::warn!(%key, error = %e, "removing a deleted job's output failed; the storage sweep will");
+                    }
+                }
                 let _ = self.queue.complete(lease).await;
             }
             Err(e) => {

@@ -14,7 +14,7 @@ pub mod tokens;
 
 use async_trait::async_trait;
 use axum::{extract::FromRequestParts, http::request::Parts};
-use vidsnap_domain::UserId;
+use vidsnap_domain::{PortError, UserId};
 
 use crate::{ApiError, AppState};
 
@@ -64,11 +64,16 @@ impl FromRequestParts<AppState> for Caller {
             .to_owned();
         let refused = || ApiError::unauthorized("the token is invalid or expired");
         if credential.starts_with("vsk_") {
+            // Only a key that is not there is refused; a database that does not answer is a
+            // 503 (a retry will do), not a revoked key.
             let key = state
                 .repo
                 .api_key_by_secret(&tokens::sha256_hex(&credential))
                 .await
-                .map_err(|_| refused())?;
+                .map_err(|e| match e {
+                    PortError::NotFound => refused(),
+                    other => ApiError::from_port(other, "API key"),
+                })?;
             return Ok(Self { user: key.owner });
         }
         if let Some(user) = state.keys.verify_access(&credential) {

@@ -21,8 +21,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use vidsnap_db::{SqliteStore, contract};
 use vidsnap_domain::{
-    BlobStore, Change, ErrorCode, Job, JobStatus, Jobs, Operation, Repository, StepStatus, UserId,
-    VideoId,
+    BlobStore, Change, ErrorCode, Job, JobId, JobQueue, JobStatus, Jobs, Operation, Repository,
+    StepStatus, UserId, VideoId,
 };
 use vidsnap_jobs::{JobService, RecipeSource, Silent};
 use vidsnap_media::{MediaError, OpInput, OpOutput, Produced, Progress};
@@ -35,6 +35,8 @@ enum Act {
     Succeed,
     /// Writes a file into the work directory, then waits for ever (until dropped).
     Hang,
+    /// Waits for the gate to open, then succeeds.
+    Gate(Arc<tokio::sync::Notify>),
 }
 
 struct Runner {
@@ -74,9 +76,12 @@ impl StepRunner for Runner {
                 acts.remove(0)
             }
         };
+        if let Act::Gate(gate) = &act {
+            gate.notified().await;
+        }
         match act {
             Act::Panic => panic!("an injected panic"),
-            Act::Succeed => {
+            Act::Succeed | Act::Gate(_) => {
                 let path = work.join("probe.json");
                 std::fs::write(&path, b"{}").unwrap();
                 Ok(OpOutput {
@@ -107,6 +112,7 @@ struct Harness {
     /// The user and uploaded video every job here reads.
     input: Option<(UserId, VideoId)>,
     store: Arc<SqliteStore>,
+    blobs: Arc<dyn BlobStore>,
     runner: Arc<Runner>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
@@ -155,6 +161,7 @@ impl Harness {
             jobs,
             input: None,
             store,
+            blobs: blobs.clone(),
             runner,
             shutdown,
             _dir: dir,
@@ -336,4 +343,57 @@ async fn a_video_queued_before_jobs_existed_gets_its_job_from_the_scheduler() {
     let job = harness.store.job(None, job).await.unwrap();
     assert_eq!(job.video, Some(video.id));
     assert_eq!(job.steps[0].name, "frames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_a_run_stores_after_its_video_was_deleted_are_removed() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let harness = Harness::start(vec![Act::Gate(Arc::clone(&gate))]).await;
+    let (owner, _) = harness.input.unwrap();
+    // A video with a job of its own (as /v1/videos makes them), uploaded.
+    let mut video = contract::video(owner, "own.mp4");
+    video.job = Some(JobId::new());
+    harness.store.create_video(&video).await.unwrap();
+    let source = harness._dir.path().join("own.mp4");
+    std::fs::write(&source, b"bytes").unwrap();
+    harness
+        .blobs
+        .put_file(&video.source_key(), &source, "video/mp4")
+        .await
+        .unwrap();
+    harness.store.mark_uploaded(video.id).await.unwrap();
+    let video = harness.store.video(None, video.id).await.unwrap();
+    let job = harness
+        .jobs
+        .create_for_video(video.job.unwrap(), &video)
+        .await
+        .unwrap();
+    harness
+        .until(&job, "the step runs", |j| {
+            j.steps[0].status == StepStatus::Running
+        })
+        .await;
+    // Deleted (rows, then blobs, as the API does) while the run is still working.
+    harness.store.delete_video(owner, video.id).await.unwrap();
+    harness.blobs.delete_prefix(&video.prefix()).await.unwrap();
+    gate.notify_one();
+    // The run ends and its task is settled; what it stored is gone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = harness.store.stats().await.unwrap();
+        if stats.queued == 0 && stats.running == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task was never settled: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let folder = harness._dir.path().join("blobs").join(video.prefix());
+    let left: Vec<_> = std::fs::read_dir(&folder)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "outputs of a deleted video: {left:?}");
+    harness.shutdown.cancel();
 }
