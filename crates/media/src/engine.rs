@@ -131,6 +131,11 @@ impl MediaEngine {
             json.push('\n');
         }
         let finished = running.wait().await?;
+        // Killed by a signal (out of memory, a stop): nothing was learnt about the file, and
+        // another attempt may well read it.
+        if finished.status.code().is_none() {
+            return Err(finished.into_error());
+        }
         if !finished.status.success() {
             let reason = finished
                 .stderr_tail

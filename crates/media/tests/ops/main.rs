@@ -35,6 +35,7 @@ const TESTS: &[Test] = tests![
     probe::a_text_file_is_not_a_video_and_not_retried,
     probe::a_clip_is_summarised_in_probe_json,
     probe::a_wrong_number_of_inputs_is_refused,
+    probe::an_ffprobe_killed_by_a_signal_is_retried_not_a_verdict_on_the_file,
     qc::defects_are_found_where_they_were_made,
     qc::a_clean_clip_passes_with_no_findings,
     qc::a_tone_reads_its_loudness_and_audio_only_is_rating_two,

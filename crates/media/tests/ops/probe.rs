@@ -64,3 +64,34 @@ pub fn a_wrong_number_of_inputs_is_refused() {
     assert_eq!(error.code(), ErrorCode::InvalidArgument);
     assert!(!error.is_retryable());
 }
+
+pub fn an_ffprobe_killed_by_a_signal_is_retried_not_a_verdict_on_the_file() {
+    let sandbox = Sandbox::new();
+    let input = sandbox.input("counter.mp4", "clip.mp4");
+    // An ffprobe that the kernel kills (as the out-of-memory killer would).
+    std::fs::create_dir_all(sandbox.dir("bin")).expect("bin");
+    let killed = sandbox.dir("bin").join("ffprobe");
+    std::fs::write(&killed, "#!/bin/sh\nkill -9 $$\n").expect("write");
+    std::fs::set_permissions(&killed, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let engine = vidsnap_media::MediaEngine::new(
+        vidsnap_media::MediaConfig {
+            temp_dir: Some(sandbox.dir("scratch")),
+            ffprobe: killed,
+            ..vidsnap_media::MediaConfig::default()
+        },
+        vidsnap_media::ExtractorCommand {
+            program: std::env::current_exe().expect("test executable"),
+            args: vec![support::EXTRACTOR_ARG.into()],
+        },
+    );
+    let error = block_on(engine.run(
+        &PROBE,
+        std::slice::from_ref(&input),
+        &sandbox.work(),
+        &Silent,
+    ))
+    .expect_err("killed");
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(error.code(), ErrorCode::Internal, "{error:?}");
+}
