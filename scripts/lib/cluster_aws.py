@@ -10,6 +10,11 @@
         Deletes what setup made. Missing things are fine.
     cluster_aws.py count ENDPOINT ACCESS_KEY SECRET_KEY QUEUE_URL
         Prints the messages on a queue, visible, in flight or delayed.
+    cluster_aws.py presign ENDPOINT ACCESS_KEY SECRET_KEY NAME KEY
+        Prints a presigned PUT URL (SigV4, 1 hour) for object KEY of bucket NAME: `curl -T FILE`
+        puts a file there as any client would, and the bucket's events follow.
+    cluster_aws.py ls ENDPOINT ACCESS_KEY SECRET_KEY NAME PREFIX
+        Prints the keys of bucket NAME under PREFIX, one a line with its size in bytes.
 """
 
 import json
@@ -29,7 +34,11 @@ def clients(endpoint, access_key, secret_key):
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
     )
-    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}), **common)
+    s3 = boto3.client(
+        "s3",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        **common,
+    )
     return s3, boto3.client("sqs", **common)
 
 
@@ -122,13 +131,33 @@ def count(sqs, url):
     print(sum(int(attributes.get(n, "0")) for n in names))
 
 
+def presign(s3, bucket, key):
+    print(
+        s3.generate_presigned_url(
+            "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600
+        )
+    )
+
+
+def ls(s3, bucket, prefix):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            print(f"{item['Key']}  {item['Size']}")
+
+
 def main(argv):
-    if len(argv) < 6 or argv[1] not in ("setup", "teardown", "count"):
+    with_key = ("presign", "ls")
+    if len(argv) < 6 or argv[1] not in ("setup", "teardown", "count", *with_key):
+        sys.exit(__doc__)
+    if argv[1] in with_key and len(argv) != 7:
         sys.exit(__doc__)
     command, endpoint, access_key, secret_key, name = argv[1:6]
     s3, sqs = clients(endpoint, access_key, secret_key)
     if command == "count":
         count(sqs, name)
+        return
+    if command in with_key:
+        (presign if command == "presign" else ls)(s3, name, argv[6])
         return
     with_sqs = "--sqs" in argv[6:]
     (setup if command == "setup" else teardown)(s3, sqs, name, with_sqs)
