@@ -528,7 +528,9 @@ pub fn builtins() -> Vec<RecipeDoc> {
             "params": {
                 "every": {"default": "10s", "description": "seconds between frames (\"10s\", 2.5, \"500ms\")"},
                 "mode": {"default": "exact", "description": "exact or keyframe"},
-                "format": {"default": "jpg", "description": "jpg, png or webp"}
+                "format": {"default": "jpg", "description": "jpg, png or webp"},
+                "images": {"default": true, "description": "also store the manifest and each frame \
+                           as artefacts of their own (false: the zip and the thumbnail only)"}
             },
             "steps": [{
                 "name": "frames",
@@ -536,7 +538,8 @@ pub fn builtins() -> Vec<RecipeDoc> {
                 "options": {
                     "every": {"$param": "every"},
                     "mode": {"$param": "mode"},
-                    "format": {"$param": "format"}
+                    "format": {"$param": "format"},
+                    "images": {"$param": "images"}
                 }
             }]
         })),
