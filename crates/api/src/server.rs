@@ -36,7 +36,7 @@ use axum::{
     response::Response,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, sync::watch, time::Instant};
+use tokio::{net::TcpListener, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -119,10 +119,28 @@ impl Activity {
     }
 }
 
+/// What a connection is doing, shared by its requests (which update it) and its watchdog and
+/// the accept loop (which read it when they need to: no wake-up per request).
+type Shared = Arc<Mutex<Activity>>;
+
+fn read(activity: &Shared) -> Activity {
+    *activity
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn update(activity: &Shared, change: impl FnOnce(&mut Activity)) {
+    change(
+        &mut activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+}
+
 /// A connection as the accept loop knows it: to displace the longest idle one at the cap.
 #[derive(Debug)]
 struct Entry {
-    activity: watch::Receiver<Activity>,
+    activity: Shared,
     close: CancellationToken,
 }
 
@@ -143,7 +161,7 @@ impl Connections {
             .open
             .iter()
             .filter_map(|(id, entry)| {
-                let activity = *entry.activity.borrow();
+                let activity = read(&entry.activity);
                 (activity.in_flight == 0).then_some((activity.idle_since, *id))
             })
             .min();
@@ -189,11 +207,11 @@ pub async fn serve(
                 }
             },
         };
-        let (activity_tx, activity_rx) = watch::channel(Activity {
+        let activity: Shared = Arc::new(Mutex::new(Activity {
             in_flight: 0,
             idle_since: Instant::now(),
             served: false,
-        });
+        }));
         let close = CancellationToken::new();
         let id = {
             let mut open = lock(&connections);
@@ -208,7 +226,7 @@ pub async fn serve(
             open.open.insert(
                 id,
                 Entry {
-                    activity: activity_rx.clone(),
+                    activity: Arc::clone(&activity),
                     close: close.clone(),
                 },
             );
@@ -219,8 +237,7 @@ pub async fn serve(
             app: app.clone(),
             peer,
             limits: limits.clone(),
-            activity: Arc::new(activity_tx),
-            activity_rx,
+            activity,
             close,
             shutdown: shutdown.clone(),
         };
@@ -249,15 +266,14 @@ struct Connection {
     app: Router,
     peer: SocketAddr,
     limits: Arc<Limits>,
-    activity: Arc<watch::Sender<Activity>>,
-    activity_rx: watch::Receiver<Activity>,
+    activity: Shared,
     /// Cancelled when the accept loop needs this connection's place.
     close: CancellationToken,
     shutdown: CancellationToken,
 }
 
 impl Connection {
-    async fn run(mut self, stream: tokio::net::TcpStream) {
+    async fn run(self, stream: tokio::net::TcpStream) {
         let (app, peer, activity) = (self.app.clone(), self.peer, self.activity.clone());
         let service =
             hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
@@ -286,7 +302,16 @@ impl Connection {
         tokio::pin!(conn);
         let mut shutting_down = false;
         loop {
-            let deadline = self.activity_rx.borrow_and_update().deadline(&self.limits);
+            // Looked at lazily: when the deadline it computed passes, the watchdog looks again
+            // (a request may have come and gone meanwhile). A busy connection is looked at again
+            // after the shorter timeout.
+            let now = Instant::now();
+            let deadline = read(&self.activity).deadline(&self.limits).unwrap_or(
+                now + self
+                    .limits
+                    .header_timeout
+                    .min(self.limits.keep_alive_timeout),
+            );
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
@@ -294,14 +319,14 @@ impl Connection {
                     }
                     return;
                 }
-                changed = self.activity_rx.changed() => {
-                    if changed.is_err() {
+                () = tokio::time::sleep_until(deadline) => {
+                    if read(&self.activity)
+                        .deadline(&self.limits)
+                        .is_some_and(|due| due <= Instant::now())
+                    {
+                        tracing::debug!(peer = %self.peer, "idle connection closed");
                         return;
                     }
-                }
-                () = sleep_until(deadline) => {
-                    tracing::debug!(peer = %self.peer, "idle connection closed");
-                    return;
                 }
                 () = self.close.cancelled() => {
                     tracing::debug!(peer = %self.peer, "idle connection closed to make room");
@@ -316,27 +341,20 @@ impl Connection {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// A request in flight: counted from its head until its response body is dropped (sent or
 /// abandoned).
-struct InFlight(Arc<watch::Sender<Activity>>);
+struct InFlight(Shared);
 
 impl InFlight {
-    fn begin(activity: Arc<watch::Sender<Activity>>) -> Self {
-        activity.send_modify(|a| a.in_flight += 1);
+    fn begin(activity: Shared) -> Self {
+        update(&activity, |a| a.in_flight += 1);
         Self(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|a| {
+        update(&self.0, |a| {
             a.in_flight = a.in_flight.saturating_sub(1);
             a.served = true;
             if a.in_flight == 0 {
