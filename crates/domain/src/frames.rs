@@ -68,6 +68,10 @@ impl FromStr for FrameInterval {
     /// Accepts a plain number of seconds or one with a unit: `ms`, `s`, `m`, `h`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let trimmed = text.trim();
+        // A plain number of seconds, scientific notation included ("1e-3").
+        if let Ok(seconds) = trimmed.parse::<f64>() {
+            return Self::from_seconds(seconds);
+        }
         let malformed = || IntervalError::Malformed(text.to_owned());
         let split = trimmed
             .find(|c: char| c.is_ascii_alphabetic())
@@ -348,6 +352,16 @@ mod tests {
             Err(IntervalError::TooShort)
         );
         assert_eq!("1ms".parse::<FrameInterval>().map(f64::from), Ok(0.001));
+        // Scientific notation is a number of seconds too.
+        assert_eq!(
+            "1e-9".parse::<FrameInterval>(),
+            Err(IntervalError::TooShort)
+        );
+        assert_eq!("2.5e1".parse::<FrameInterval>().map(f64::from), Ok(25.0));
+        assert_eq!(
+            "inf".parse::<FrameInterval>(),
+            Err(IntervalError::NotPositive)
+        );
     }
 
     #[test]
