@@ -118,6 +118,30 @@ impl MediaEngine {
     /// Runs ffprobe on `input`. A file ffprobe cannot read is `not-a-video`.
     pub async fn probe(&self, input: &Path) -> Result<Probe, MediaError> {
         let size = file_size(input).await?;
+        let json = self.ffprobe_json(input, size).await?.map_err(|reason| {
+            MediaError::rejected(
+                vidsnap_domain::ErrorCode::NotAVideo,
+                format!("not a video FFmpeg can read ({reason})"),
+            )
+        })?;
+        let mut probe = probe::parse(json.as_bytes())
+            .map_err(|e| MediaError::Internal(format!("unexpected ffprobe output: {e}")))?;
+        if probe.duration.is_none() && probe.video().is_some() {
+            probe.duration = self.duration_from_packets(input, &probe).await?;
+            probe.duration_source = probe.duration.map(|_| DurationSource::Packets);
+        }
+        Ok(probe)
+    }
+
+    /// ffprobe's JSON (format and streams) for `input` of `size` bytes; `Ok(Err(why))` when
+    /// ffprobe refuses the file (its last error line, the path left out), `Err` when ffprobe
+    /// itself failed: missing, timed out, or killed by a signal (out of memory, a stop), which
+    /// says nothing about the file and may well pass at another attempt.
+    pub(crate) async fn ffprobe_json(
+        &self,
+        input: &Path,
+        size: u64,
+    ) -> Result<Result<String, String>, MediaError> {
         // Reading a header is quick whatever the size; the allowance covers slow disks.
         let timeout = self.timeout_for(size as f64 / 50e6);
         let invocation = Invocation::new(&self.config.ffprobe, INSTALL_FFMPEG, timeout)
@@ -131,33 +155,14 @@ impl MediaEngine {
             json.push('\n');
         }
         let finished = running.wait().await?;
-        // Killed by a signal (out of memory, a stop): nothing was learnt about the file, and
-        // another attempt may well read it.
         if finished.status.code().is_none() {
             return Err(finished.into_error());
         }
         if !finished.status.success() {
-            let reason = finished
-                .stderr_tail
-                .lines()
-                .last()
-                .unwrap_or("unreadable")
-                .to_owned();
-            return Err(MediaError::rejected(
-                vidsnap_domain::ErrorCode::NotAVideo,
-                format!(
-                    "not a video FFmpeg can read ({})",
-                    strip_path(&reason, input)
-                ),
-            ));
+            let reason = finished.stderr_tail.lines().last().unwrap_or("unreadable");
+            return Ok(Err(strip_path(reason, input)));
         }
-        let mut probe = probe::parse(json.as_bytes())
-            .map_err(|e| MediaError::Internal(format!("unexpected ffprobe output: {e}")))?;
-        if probe.duration.is_none() && probe.video().is_some() {
-            probe.duration = self.duration_from_packets(input, &probe).await?;
-            probe.duration_source = probe.duration.map(|_| DurationSource::Packets);
-        }
-        Ok(probe)
+        Ok(Ok(json))
     }
 
     /// When neither the container nor the stream states a duration, the last video packet does.

@@ -25,7 +25,7 @@ use self::{
 use super::{JSON, OpInput, OpOutput, Produced};
 use crate::{
     MediaEngine, MediaError, Progress,
-    engine::{INSTALL_FFMPEG, file_size, file_url, strip_path},
+    engine::{file_size, file_url, strip_path},
     frames::Source,
     probe::{self, Probe},
     runner::Invocation,
@@ -126,25 +126,10 @@ async fn probe(
     input: &Path,
     size_bytes: u64,
 ) -> Result<Result<(Probe, Option<String>), String>, MediaError> {
-    let timeout = engine.timeout_for(size_bytes as f64 / 50e6);
-    let invocation = Invocation::new(&engine.config.ffprobe, INSTALL_FFMPEG, timeout)
-        .args(["-v", "error", "-hide_banner", "-print_format", "json"])
-        .args(["-show_format", "-show_streams"])
-        .arg(file_url(input));
-    let mut running = engine.runner.start(invocation).await?;
-    let mut json = String::new();
-    while let Some(line) = running.next_line().await? {
-        json.push_str(&line);
-        json.push('\n');
-    }
-    let finished = running.wait().await?;
-    if finished.status.code().is_none() {
-        return Err(finished.into_error());
-    }
-    if !finished.status.success() {
-        let reason = finished.stderr_tail.lines().last().unwrap_or("unreadable");
-        return Ok(Err(strip_path(reason, input)));
-    }
+    let json = match engine.ffprobe_json(input, size_bytes).await? {
+        Ok(json) => json,
+        Err(why) => return Ok(Err(why)),
+    };
     let probe = match probe::parse(json.as_bytes()) {
         Ok(probe) => probe,
         Err(e) => return Ok(Err(format!("unexpected ffprobe output: {e}"))),
