@@ -29,6 +29,11 @@ pub struct Watch {
     /// The recipe's parameters.
     #[serde(default)]
     pub params: Value,
+    /// The file extensions (case-insensitive, without the dot) that are media to process; empty
+    /// (the default): the accepted video containers. A `qc` folder also takes audio, e.g.
+    /// `["mp4", "mov", "m4a", "mp3", "wav"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
 }
 
 fn default_recipe() -> String {
@@ -44,6 +49,19 @@ impl Watch {
     /// Whether `key` is an object of this folder (at any depth).
     pub fn holds(&self, key: &str) -> bool {
         key.starts_with(&self.folder())
+    }
+
+    /// Whether a file of this name is media this folder processes (outputs, sidecars and the
+    /// rest are not).
+    pub fn takes(&self, file_name: &str) -> bool {
+        if self.extensions.is_empty() {
+            return Container::from_file_name(file_name).is_some();
+        }
+        file_name.rsplit_once('.').is_some_and(|(_, ext)| {
+            self.extensions
+                .iter()
+                .any(|e| e.trim_start_matches('.').eq_ignore_ascii_case(ext))
+        })
     }
 }
 
@@ -111,7 +129,7 @@ impl JobService {
         if file_name.is_empty() || file_name.starts_with('.') {
             return Ok(UploadOutcome::NotAnUpload);
         }
-        if Container::from_file_name(file_name).is_none() {
+        if !watch.takes(file_name) {
             return Ok(UploadOutcome::NotAnUpload);
         }
         let owner = match self.repo().user_by_email(&watch.owner).await {

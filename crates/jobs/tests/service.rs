@@ -185,3 +185,56 @@ async fn racing_notifications_on_postgres() {
         racing_notifications_start_the_job_once(&repo, &jobs).await;
     }
 }
+
+#[tokio::test]
+async fn a_watched_folder_takes_its_media_once_and_leaves_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let owner = contract::user("qc@example.com");
+    store.create_user(&owner).await.unwrap();
+    let watch = |prefix: &str, recipe: &str, extensions: &[&str]| vidsnap_jobs::Watch {
+        prefix: prefix.to_owned(),
+        owner: "qc@example.com".to_owned(),
+        recipe: recipe.to_owned(),
+        params: serde_json::Value::Null,
+        extensions: extensions.iter().map(|e| (*e).to_owned()).collect(),
+    };
+    let watches = vec![
+        watch("inbox/", "frames", &[]),
+        watch("audio-qc", "qc", &["mp4", ".M4A", "wav"]),
+    ];
+    let jobs = JobService::new(store.clone(), store.clone(), 3, Arc::new(Silent));
+    vidsnap_jobs::check_watches(&jobs, &watches).unwrap();
+    let jobs = jobs.with_watches(watches);
+    let listener: &dyn vidsnap_domain::UploadListener = &jobs;
+    for (key, expected) in [
+        // The default: accepted video containers only.
+        ("inbox/clip.mp4", UploadOutcome::Queued),
+        ("inbox/clip.mp4", UploadOutcome::Duplicate),
+        ("inbox/song.m4a", UploadOutcome::NotAnUpload),
+        ("inbox/clip-images.zip", UploadOutcome::NotAnUpload),
+        ("inbox/.hidden.mp4", UploadOutcome::NotAnUpload),
+        // A folder that lists its extensions: audio too, case-insensitively.
+        ("audio-qc/call.M4a", UploadOutcome::Queued),
+        ("audio-qc/take 2+é.wav", UploadOutcome::Queued),
+        ("audio-qc/clip.mov", UploadOutcome::NotAnUpload),
+        ("audio-qc/call-qc.json", UploadOutcome::NotAnUpload),
+    ] {
+        assert_eq!(
+            listener.uploaded(key, 1000).await.unwrap(),
+            expected,
+            "{key}"
+        );
+    }
+    let listed = store.videos(owner.id, None, None, 10).await.unwrap();
+    let mut sources: Vec<String> = listed.items.iter().map(|v| v.source_key()).collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        [
+            "audio-qc/call.M4a",
+            "audio-qc/take 2+é.wav",
+            "inbox/clip.mp4"
+        ]
+    );
+}
