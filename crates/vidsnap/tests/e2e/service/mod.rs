@@ -9,6 +9,7 @@ mod flow;
 mod isolation;
 mod jobs;
 mod multipart;
+mod s3_events;
 mod support;
 mod uploads;
 mod watch;
