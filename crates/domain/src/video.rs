@@ -170,6 +170,37 @@ pub struct Video {
 }
 
 impl Video {
+    /// A new video of `owner`, waiting for its bytes, with the id of the job that will process
+    /// it (made when they arrive).
+    pub fn awaiting_upload(
+        owner: UserId,
+        file_name: String,
+        size: Option<u64>,
+        options: VideoOptions,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Video {
+        Video {
+            id: VideoId::new(),
+            owner,
+            file_name,
+            size,
+            options,
+            status: VideoStatus::AwaitingUpload,
+            attempts: 0,
+            max_attempts,
+            cycle: 0,
+            last_error: None,
+            probe: None,
+            outputs: None,
+            job: Some(JobId::new()),
+            uploaded_at: None,
+            source: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The key of the video's bytes: `{user}/{video}/{file_name}` for an upload (outputs go
     /// beside it), the object's own key for a watched folder's.
     pub fn source_key(&self) -> String {

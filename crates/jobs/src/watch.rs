@@ -8,10 +8,7 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use vidsnap_domain::{
-    Container, JobId, PortError, PortResult, UploadOutcome, Video, VideoId, VideoOptions,
-    VideoStatus,
-};
+use vidsnap_domain::{Container, PortError, PortResult, UploadOutcome, Video, VideoOptions};
 
 use crate::{JobService, RecipeSource};
 
@@ -146,33 +143,22 @@ impl JobService {
         let (recipe, name) = self
             .check(RecipeSource::Named(watch.recipe.clone()), &watch.params)
             .map_err(|p| PortError::Refused(format!("watch recipe {}: {p:?}", watch.recipe)))?;
-        let now = Utc::now();
-        let job = JobId::new();
-        let video = Video {
-            id: VideoId::new(),
-            owner: owner.id,
-            file_name: file_name.to_owned(),
-            size: Some(size),
-            options: VideoOptions::default(),
-            status: VideoStatus::AwaitingUpload,
-            attempts: 0,
-            max_attempts: self.max_attempts(),
-            cycle: 0,
-            last_error: None,
-            probe: None,
-            outputs: None,
-            job: Some(job),
-            uploaded_at: None,
-            source: Some(key.to_owned()),
-            created_at: now,
-            updated_at: now,
-        };
+        let mut video = Video::awaiting_upload(
+            owner.id,
+            file_name.to_owned(),
+            Some(size),
+            VideoOptions::default(),
+            self.max_attempts(),
+            Utc::now(),
+        );
+        video.source = Some(key.to_owned());
         match self.repo().create_video(&video).await {
             Ok(()) => {}
             // One video per object: a repeated event, or a rescan.
             Err(PortError::Conflict(_)) => return Ok(UploadOutcome::Duplicate),
             Err(e) => return Err(e),
         }
+        let job = video.job.unwrap_or_default();
         self.create_for_video_with(job, &video, recipe, name, watch.params.clone())
             .await?;
         tracing::info!(%key, video = %video.id, recipe = %watch.recipe, "registered a watched folder's object");

@@ -288,26 +288,14 @@ pub(crate) fn new_video(
     size: Option<u64>,
     options: VideoOptions,
 ) -> Video {
-    let now = Utc::now();
-    Video {
-        id: VideoId::new(),
+    Video::awaiting_upload(
         owner,
         file_name,
         size,
         options,
-        status: VideoStatus::AwaitingUpload,
-        attempts: 0,
-        max_attempts: state.jobs.max_attempts(),
-        cycle: 0,
-        last_error: None,
-        probe: None,
-        outputs: None,
-        job: Some(vidsnap_domain::JobId::new()),
-        uploaded_at: None,
-        source: None,
-        created_at: now,
-        updated_at: now,
-    }
+        state.jobs.max_attempts(),
+        Utc::now(),
+    )
 }
 
 /// Whether `name` is a plain file name with an accepted extension; what is wrong goes into
