@@ -259,15 +259,21 @@ pub fn load(file: Option<&Path>, flags: &Flags) -> Result<Config, Box<figment::E
         let message = format!("config file {} not found", file.display());
         return Err(Box::new(figment::Error::from(message)));
     }
-    let mut merged: serde_json::Value = figment(file, flags).extract().map_err(Box::new)?;
-    read_secret_files(&mut merged, "").map_err(|e| Box::new(figment::Error::from(e)))?;
-    share_aws_settings(&mut merged);
-    let mut config: Config = Figment::from(Serialized::defaults(merged))
+    let mut config: Config = Figment::from(Serialized::defaults(merged(file, flags)?))
         .extract()
         .map_err(Box::new)?;
     check(&config).map_err(|e| Box::new(figment::Error::from(e)))?;
     config.media.limits = config.limits.clone();
     Ok(config)
+}
+
+/// Every layer merged, secrets given as files read, and `[aws]` lent to the sections that
+/// leave its keys unset: what [`load`] checks and [`redacted`] prints.
+fn merged(file: Option<&Path>, flags: &Flags) -> Result<serde_json::Value, Box<figment::Error>> {
+    let mut value: serde_json::Value = figment(file, flags).extract().map_err(Box::new)?;
+    read_secret_files(&mut value, "").map_err(|e| Box::new(figment::Error::from(e)))?;
+    share_aws_settings(&mut value);
+    Ok(value)
 }
 
 /// Whether a key names a secret that may be given as a file (`KEY_file`, e.g.
@@ -419,10 +425,7 @@ pub fn redacted(
     file: Option<&Path>,
     flags: &Flags,
 ) -> Result<serde_json::Value, Box<figment::Error>> {
-    let mut value: serde_json::Value = figment(file, flags).extract().map_err(Box::new)?;
-    read_secret_files(&mut value, "").map_err(|e| Box::new(figment::Error::from(e)))?;
-    share_aws_settings(&mut value);
-    Ok(redact(value))
+    Ok(redact(merged(file, flags)?))
 }
 
 fn redact(value: serde_json::Value) -> serde_json::Value {
