@@ -16,7 +16,7 @@ use chrono::Utc;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use vidsnap_domain::{
     Artefact, Change, ErrorCode, Failure, InputRef, Job, Lease, Operation, PortError, StepOutcome,
-    Verdict,
+    Verdict, Video,
 };
 use vidsnap_media::{MediaEngine, MediaError, OpInput, OpOutput, Progress, WorkDir};
 
@@ -296,12 +296,16 @@ impl Worker {
             .ok_or_else(|| Failed::abort(ErrorCode::Internal, format!("no step {step:?}")))?;
         let scratch = WorkDir::create(self.runner.temp_dir()).map_err(Failed::media)?;
         let mut inputs = Vec::new();
+        // The job's input videos as read for this run.
+        let mut videos = Vec::new();
         for (i, input) in spec.inputs.iter().enumerate() {
             let dir = scratch.path().join(format!("in-{i}"));
             tokio::fs::create_dir_all(&dir)
                 .await
                 .map_err(|e| Failed::retry(ErrorCode::OutputFailed, format!("scratch: {e}")))?;
-            inputs.push(self.fetch(job, input, &dir).await?);
+            let (input, video) = self.fetch(job, input, &dir).await?;
+            inputs.push(input);
+            videos.extend(video);
         }
         let work = scratch.path().join("out");
         tokio::fs::create_dir_all(&work)
@@ -319,14 +323,9 @@ impl Worker {
         let prefix = job.artefact_prefix(step);
         // A watched folder's video: its one step's outputs go beside the object that landed.
         let beside = match job.video {
-            Some(video) if job.steps.len() == 1 => Some(
-                self.jobs
-                    .repo()
-                    .video(None, video)
-                    .await
-                    .map_err(|e| Failed::port("reading the video", e))?,
-            )
-            .filter(|video| video.source.is_some()),
+            Some(id) if job.steps.len() == 1 => videos
+                .into_iter()
+                .find(|video| video.id == id && video.source.is_some()),
             _ => None,
         };
         // The zip last: its presence is what a reader of the folder waits for.
@@ -361,7 +360,14 @@ impl Worker {
     }
 
     /// An input as a local file: a job input's video, or an upstream step's artefact.
-    async fn fetch(&self, job: &Job, input: &InputRef, dir: &Path) -> Result<OpInput, Failed> {
+    /// The video, for a job input, is returned too (what the run knows of it).
+    async fn fetch(
+        &self,
+        job: &Job,
+        input: &InputRef,
+        dir: &Path,
+    ) -> Result<(OpInput, Option<Video>), Failed> {
+        let mut read = None;
         let (key, file_name) = match input {
             InputRef::Job(name) => {
                 let video = job.inputs.get(name).ok_or_else(|| {
@@ -373,7 +379,9 @@ impl Worker {
                     .video(None, video.video)
                     .await
                     .map_err(|e| Failed::port("reading the input video", e))?;
-                (video.source_key(), video.file_name)
+                let found = (video.source_key(), video.file_name.clone());
+                read = Some(video);
+                found
             }
             InputRef::Artefact { step, artefact } => {
                 let found = job
@@ -394,7 +402,7 @@ impl Worker {
             .local_copy(&key, dir)
             .await
             .map_err(|e| Failed::port("reading an input", e))?;
-        Ok(OpInput { path, file_name })
+        Ok((OpInput { path, file_name }, read))
     }
 }
 
