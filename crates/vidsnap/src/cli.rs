@@ -36,6 +36,9 @@ enum Command {
     /// Run a recipe (a file, or a built-in's name) here, with no server: artefacts in
     /// DIR/{step}/, DIR/job.json describing them. Exit 0 succeeded, 1 failed, 2 usage error.
     Run(crate::run::RunArgs),
+    /// Check a file's quality here, with no server: black, frozen and silent segments,
+    /// loudness, decode errors, seed 002's rating 0-5. Exit 0 passed, 1 failed, 2 usage error.
+    Qc(crate::qc::QcArgs),
     /// Run the service: API, workers and notifications (embedded defaults: SQLite, local disk).
     Serve(ServeArgs),
     /// Print the merged configuration `serve` would use, secrets redacted.
@@ -270,6 +273,7 @@ pub(crate) fn run() -> ExitCode {
                 interruptible(commands::frames(&engine, args)).await,
             ),
             Command::Run(args) => (args.json, crate::run::run(engine, args).await),
+            Command::Qc(args) => (args.json, interruptible(crate::qc::qc(&engine, args)).await),
             Command::InternalExtract | Command::Serve(_) | Command::Config(_) => {
                 (false, Ok(ExitCode::SUCCESS))
             }
