@@ -13,6 +13,7 @@ mod config;
 mod errors;
 mod frames;
 mod probe;
+mod qc_cli;
 mod run;
 mod service;
 mod support;
