@@ -584,6 +584,27 @@ pub fn builtins() -> Vec<RecipeDoc> {
             }]
         })),
         doc(serde_json::json!({
+            "name": "package",
+            "description": "HLS and DASH from one encode: an H.264 ladder (never upscaled) and AAC \
+                            audio in CMAF segments; the step's folder holds master.m3u8, \
+                            manifest.mpd, the variant playlists and the segments.",
+            "params": {
+                "ladder": {"default": "1080,720,480,360", "description": "short sides of the \
+                           renditions (\"720,480\"), or a list of {short_side, kbps, profile}"},
+                "segment": {"default": 4, "description": "seconds per segment (1-20)"},
+                "audio_kbps": {"default": 128, "description": "stereo AAC bit rate; mono gets half"}
+            },
+            "steps": [{
+                "name": "package",
+                "op": "package",
+                "options": {
+                    "ladder": {"$param": "ladder"},
+                    "segment": {"$param": "segment"},
+                    "audio_kbps": {"$param": "audio_kbps"}
+                }
+            }]
+        })),
+        doc(serde_json::json!({
             "name": "preview",
             "description": "Probe and thumbnail side by side, then the frames once both succeeded.",
             "params": {
@@ -645,6 +666,30 @@ mod tests {
         }
         let fields = fields(qc.check(&json!({"policy": ["blur"]})));
         assert!(fields["params.policy"].contains("blur"), "{fields:?}");
+    }
+
+    #[test]
+    fn the_package_builtin_takes_a_ladder_as_a_comma_separated_string() {
+        let package = builtin("package").expect("built in");
+        let default = package.check(&Value::Null).expect("valid");
+        match &default.steps[0].op {
+            Operation::Package(options) => {
+                assert_eq!(options, &crate::ops::PackageOptions::default());
+            }
+            other => panic!("{other:?}"),
+        }
+        let recipe = package
+            .check(&json!({"ladder": "720,480", "segment": 2}))
+            .expect("valid");
+        match &recipe.steps[0].op {
+            Operation::Package(options) => {
+                let sides: Vec<u32> = options.ladder.iter().map(|r| r.short_side).collect();
+                assert_eq!((sides, options.segment), (vec![720, 480], 2.0));
+            }
+            other => panic!("{other:?}"),
+        }
+        let f = fields(package.check(&json!({"ladder": "720,721"})));
+        assert!(f["params.ladder"].contains("rung 2"), "{f:?}");
     }
 
     #[test]

@@ -146,6 +146,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The value as written, of any shape (null is absent): for an option whose reading
+    /// lives with its operation, e.g. `package`'s ladder.
+    pub(crate) fn value(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.get(key)
+    }
+
     pub(crate) fn boolean(&mut self, key: &'static str) -> Option<bool> {
         match self.get(key)? {
             Value::Bool(b) => Some(*b),

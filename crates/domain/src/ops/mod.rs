@@ -11,6 +11,7 @@
 
 mod fields;
 mod frames;
+mod package;
 mod probe;
 mod qc;
 mod thumbnail;
@@ -20,6 +21,10 @@ use serde_json::{Map, Value};
 
 pub use fields::Problems;
 pub use frames::FramesOptions;
+pub use package::{
+    H264Profile, MAX_RUNGS, PackageOptions, Preset, Rung, SEGMENT_SECONDS, SHORT_SIDES, VIDEO_KBPS,
+    default_ladder,
+};
 pub use probe::ProbeOptions;
 pub use qc::{MIB, QcCheck, QcOptions};
 pub use thumbnail::ThumbnailOptions;
@@ -36,6 +41,9 @@ pub enum Operation {
     Thumbnail(ThumbnailOptions),
     /// A quality-control report from one decoding pass, with seed 002's rating: `qc.json`.
     Qc(QcOptions),
+    /// HLS and DASH from one encode: a ladder of H.264 renditions and AAC audio in CMAF
+    /// segments, `master.m3u8` and `manifest.mpd`.
+    Package(PackageOptions),
 }
 
 /// What an operation is called in a recipe, and what it needs and makes.
@@ -51,7 +59,13 @@ pub struct OperationInfo {
 
 impl Operation {
     /// Every operation, for `GET /v1/recipes` and the docs.
-    pub const ALL: [OperationInfo; 4] = [probe::INFO, frames::INFO, thumbnail::INFO, qc::INFO];
+    pub const ALL: [OperationInfo; 5] = [
+        probe::INFO,
+        frames::INFO,
+        thumbnail::INFO,
+        qc::INFO,
+        package::INFO,
+    ];
 
     pub fn info(&self) -> &'static OperationInfo {
         match self {
@@ -59,6 +73,7 @@ impl Operation {
             Self::Frames(_) => &Self::ALL[1],
             Self::Thumbnail(_) => &Self::ALL[2],
             Self::Qc(_) => &Self::ALL[3],
+            Self::Package(_) => &Self::ALL[4],
         }
     }
 
@@ -80,6 +95,7 @@ impl Operation {
             "frames" => frames::parse(object, path).map(Self::Frames),
             "thumbnail" => thumbnail::parse(object, path).map(Self::Thumbnail),
             "qc" => qc::parse(object, path).map(Self::Qc),
+            "package" => package::parse(object, path).map(Self::Package),
             other => {
                 let known: Vec<&str> = Self::ALL.iter().map(|info| info.name).collect();
                 Err(Problems::one(

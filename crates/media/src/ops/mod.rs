@@ -10,6 +10,7 @@
 //! its arm in [`MediaEngine::run`]; the compiler points at the `match` until it is there.
 
 mod frames;
+mod package;
 mod probe;
 mod qc;
 mod thumbnail;
@@ -124,6 +125,9 @@ impl MediaEngine {
                 thumbnail::run(self, options, &inputs[0], work, progress).await
             }
             Operation::Qc(options) => qc::run(self, options, &inputs[0], work, progress).await,
+            Operation::Package(options) => {
+                package::run(self, options, &inputs[0], work, progress).await
+            }
         }
     }
 }
