@@ -270,7 +270,11 @@ fn ladder(value: &Value) -> Result<Vec<Rung>, String> {
     for (i, item) in items.iter().enumerate() {
         match rung(item) {
             Ok(rung) if rungs.iter().any(|r| r.short_side == rung.short_side) => {
-                problems.push(format!("rung {}: {} is listed twice", i + 1, rung.short_side));
+                problems.push(format!(
+                    "rung {}: {} is listed twice",
+                    i + 1,
+                    rung.short_side
+                ));
             }
             Ok(rung) => rungs.push(rung),
             Err(message) => problems.push(format!("rung {}: {message}", i + 1)),
@@ -312,7 +316,9 @@ fn rung(value: &Value) -> Result<Rung, String> {
             "unknown field {unknown:?}: use short_side, kbps, profile"
         ));
     }
-    let mut rung = Rung::sized(short_side(fields.get("short_side").unwrap_or(&Value::Null))?);
+    let mut rung = Rung::sized(short_side(
+        fields.get("short_side").unwrap_or(&Value::Null),
+    )?);
     if let Some(kbps) = fields.get("kbps").filter(|v| !v.is_null()) {
         rung.kbps = whole(kbps)
             .and_then(|n| u32::try_from(n).ok())
@@ -393,13 +399,22 @@ mod tests {
         for (ladder, expected) in [
             (json!(too_many), "at most 8 rungs"),
             (json!([]), "at least one"),
-            (json!([721]), "rung 1: the short side must be an even number"),
+            (
+                json!([721]),
+                "rung 1: the short side must be an even number",
+            ),
             (json!([720, 2]), "rung 2: the short side"),
             (json!([720, 720]), "rung 2: 720 is listed twice"),
             (json!("720,big"), "rung 2"),
             (json!([{"short_side": 720, "kbps": 1}]), "kbps must be"),
-            (json!([{"short_side": 720, "profile": "extended"}]), "extended"),
-            (json!([{"short_side": 720, "fps": 60}]), "unknown field \"fps\""),
+            (
+                json!([{"short_side": 720, "profile": "extended"}]),
+                "extended",
+            ),
+            (
+                json!([{"short_side": 720, "fps": 60}]),
+                "unknown field \"fps\"",
+            ),
             (json!([{"kbps": 900}]), "the short side"),
             (json!(true), "must be a list"),
         ] {
@@ -407,7 +422,10 @@ mod tests {
                 .expect_err("refused")
                 .into_fields();
             assert_eq!(fields.keys().collect::<Vec<_>>(), ["o.ladder"], "{ladder}");
-            assert!(fields["o.ladder"].contains(expected), "{ladder}: {fields:?}");
+            assert!(
+                fields["o.ladder"].contains(expected),
+                "{ladder}: {fields:?}"
+            );
         }
     }
 

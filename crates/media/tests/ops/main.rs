@@ -11,6 +11,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod frames;
+mod package;
 mod probe;
 mod qc;
 mod runner;
@@ -32,6 +33,13 @@ const TESTS: &[Test] = tests![
     frames::with_images_every_frame_is_an_artefact_equal_to_its_zip_entry,
     frames::percent_climbs_to_one_hundred,
     frames::extract_frames_still_publishes_beside_each_other,
+    package::both_manifests_decode_every_rendition_to_the_end,
+    package::nothing_is_upscaled,
+    package::a_rotated_source_gives_upright_portrait_renditions,
+    package::a_source_without_audio_has_no_audio_rendition,
+    package::mono_stays_mono,
+    package::bad_ladders_are_field_errors,
+    package::one_ffmpeg_process_makes_every_rendition,
     probe::a_text_file_is_not_a_video_and_not_retried,
     probe::a_clip_is_summarised_in_probe_json,
     probe::a_wrong_number_of_inputs_is_refused,

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use vidsnap_domain::{ErrorCode, ops::PackageOptions};
 
-use self::plan::{AudioFacts, MASTER, MPD, Plan, SourceFacts, STREAM_DIR};
+use self::plan::{AudioFacts, MASTER, MPD, Plan, STREAM_DIR, SourceFacts};
 use super::{OpInput, OpOutput, Produced};
 use crate::{
     MediaEngine, MediaError, Progress,
@@ -129,7 +129,11 @@ struct ExtraStream {
 }
 
 /// What decides the renditions: the probe, and the pixels' aspect (which it leaves out).
-async fn facts(engine: &MediaEngine, input: &Path, probe: &Probe) -> Result<SourceFacts, MediaError> {
+async fn facts(
+    engine: &MediaEngine,
+    input: &Path,
+    probe: &Probe,
+) -> Result<SourceFacts, MediaError> {
     let video = probe
         .video()
         .ok_or_else(|| MediaError::Internal("accepted without a video stream".into()))?;
@@ -254,7 +258,8 @@ async fn publishable(plan: &Plan, out: &Path) -> Result<Vec<Produced>, MediaErro
             .await
             .map_err(|e| MediaError::io("writing", &path, e))
     };
-    let broken = |what: &str| MediaError::Internal(format!("ffmpeg's package is not whole: {what}"));
+    let broken =
+        |what: &str| MediaError::Internal(format!("ffmpeg's package is not whole: {what}"));
 
     let mut segments = Vec::new();
     let mut variants = Vec::new();

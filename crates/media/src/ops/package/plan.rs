@@ -283,8 +283,12 @@ impl Plan {
             seg.to_string(),
             "-use_template".into(),
             "1".into(),
+            // Each representation's own segments, with their real durations: a template
+            // alone makes players count segments from the presentation's duration, which the
+            // audio's last AAC frame can push past the video's last segment (a request for a
+            // segment that does not exist).
             "-use_timeline".into(),
-            "0".into(),
+            "1".into(),
             "-adaptation_sets".into(),
             sets,
             "-hls_playlist".into(),
@@ -380,7 +384,10 @@ mod tests {
         rotated.rotation = 90;
         let plan = plan(&PackageOptions::default(), &rotated);
         assert_eq!(sizes(&plan)[1], (720, 1280));
-        assert!(plan.graph().starts_with("[0:0]transpose=clock,format=yuv420p,split=4"));
+        assert!(
+            plan.graph()
+                .starts_with("[0:0]transpose=clock,format=yuv420p,split=4")
+        );
         rotated.rotation = 270;
         let graph = super::plan(&PackageOptions::default(), &rotated).graph();
         assert!(graph.contains("transpose=cclock"), "{graph}");
@@ -403,7 +410,10 @@ mod tests {
                 assert!(r.width % 2 == 0 && r.height % 2 == 0, "{r:?}");
                 assert_eq!(r.width.min(r.height), r.short_side);
                 let error = (f64::from(r.width) / f64::from(r.height)) / (dw / dh) - 1.0;
-                assert!(error.abs() < 0.01, "{w}x{h} sar {sar}: {r:?} off by {error}");
+                assert!(
+                    error.abs() < 0.01,
+                    "{w}x{h} sar {sar}: {r:?} off by {error}"
+                );
             }
         }
     }
@@ -432,7 +442,10 @@ mod tests {
         });
         let plan = plan(&PackageOptions::default(), &facts);
         let audio = plan.audio.expect("audio");
-        assert_eq!((audio.channels, audio.kbps, audio.sample_rate), (1, 64, Some(48_000)));
+        assert_eq!(
+            (audio.channels, audio.kbps, audio.sample_rate),
+            (1, 64, Some(48_000))
+        );
         facts.audio = None;
         let silent = super::plan(&PackageOptions::default(), &facts);
         assert_eq!(silent.audio, None);
@@ -476,6 +489,7 @@ mod tests {
         assert_eq!(after("-sc_threshold:v"), "0");
         assert_eq!(after("-g:v"), "120", "two segments at 30 fps");
         assert_eq!(after("-seg_duration"), "2");
+        assert_eq!(after("-use_timeline"), "1");
         assert_eq!(after("-adaptation_sets"), "id=0,streams=v id=1,streams=a");
         assert_eq!(after("-b:v:1"), "1400k");
         assert_eq!(after("-maxrate:v:1"), "1540k");

@@ -8,9 +8,13 @@
 pub(crate) fn vod_variant(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
-        if ["#EXT-X-PROGRAM-DATE-TIME", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-INDEPENDENT-SEGMENTS"]
-            .iter()
-            .any(|tag| line.starts_with(tag))
+        if [
+            "#EXT-X-PROGRAM-DATE-TIME",
+            "#EXT-X-PLAYLIST-TYPE",
+            "#EXT-X-INDEPENDENT-SEGMENTS",
+        ]
+        .iter()
+        .any(|tag| line.starts_with(tag))
         {
             continue;
         }
@@ -84,7 +88,9 @@ pub(crate) fn is_inside(uri: &str) -> bool {
         && !uri.starts_with('/')
         && !uri.contains("://")
         && !uri.contains(['?', '#', '\\', ':'])
-        && uri.split('/').all(|part| !part.is_empty() && part != ".." && part != ".")
+        && uri
+            .split('/')
+            .all(|part| !part.is_empty() && part != ".." && part != ".")
 }
 
 #[cfg(test)]
@@ -146,7 +152,11 @@ mod tests {
 
     #[test]
     fn only_relative_uris_inside_the_package_pass() {
-        for good in ["media_0.m3u8", "stream0/seg-00001.m4s", "stream$RepresentationID$/init.mp4"] {
+        for good in [
+            "media_0.m3u8",
+            "stream0/seg-00001.m4s",
+            "stream$RepresentationID$/init.mp4",
+        ] {
             assert!(is_inside(good), "{good}");
         }
         for bad in [
