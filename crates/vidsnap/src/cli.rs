@@ -39,6 +39,10 @@ enum Command {
     /// Check a file's quality here, with no server: black, frozen and silent segments,
     /// loudness, decode errors, seed 002's rating 0-5. Exit 0 passed, 1 failed, 2 usage error.
     Qc(crate::qc::QcArgs),
+    /// Package a video for adaptive streaming here, with no server: DIR gets master.m3u8 (HLS),
+    /// manifest.mpd (DASH), the variant playlists and the segments. Exit 0 packaged, 1 failed,
+    /// 2 usage error (a DIR that is not empty needs --force).
+    Package(crate::package::PackageArgs),
     /// Run the service: API, workers and notifications (embedded defaults: SQLite, local disk).
     Serve(ServeArgs),
     /// Print the merged configuration `serve` would use, secrets redacted.
@@ -274,6 +278,10 @@ pub(crate) fn run() -> ExitCode {
             ),
             Command::Run(args) => (args.json, crate::run::run(engine, args).await),
             Command::Qc(args) => (args.json, interruptible(crate::qc::qc(&engine, args)).await),
+            Command::Package(args) => (
+                args.json,
+                interruptible(crate::package::package(&engine, args)).await,
+            ),
             Command::InternalExtract | Command::Serve(_) | Command::Config(_) => {
                 (false, Ok(ExitCode::SUCCESS))
             }

@@ -12,6 +12,7 @@ mod cleanup;
 mod config;
 mod errors;
 mod frames;
+mod package;
 mod probe;
 mod qc_cli;
 mod run;
