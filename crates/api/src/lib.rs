@@ -48,6 +48,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::multipart::routes())
         .merge(routes::uploads::routes())
         .merge(routes::webhooks::routes())
+        .merge(routes::qc::routes())
         .merge(routes::health::routes())
         .merge(routes::docs::routes())
 }

@@ -56,6 +56,10 @@ use vidsnap_domain::{
             (`job.succeeded`, `job.failed`, `job.dead`) body, versioned (`version`: 1), with \
             `Vidsnap-Event`, `Vidsnap-Delivery` and `Vidsnap-Signature: t=<unix>,v1=<hex \
             HMAC-SHA256 of \"t.body\">` headers."),
+        (name = "qc", description = "The bucket workflow's decisions (`[watch.sort]`, seed \
+            002): each file of a sorted watched folder checked by its QC report and metadata \
+            sidecar, then moved to `processed/`, `failed/` (retried) or `unable_to_process/`. \
+            `qc.processed`, `qc.failed` and `qc.unable_to_process` events announce the moves."),
         (name = "blobs", description = "Signed upload and download URLs of the local storage \
             backend. Clients never build these URLs: the API hands them out."),
         (name = "health", description = "Liveness, readiness and Prometheus metrics."),
@@ -463,7 +467,8 @@ string_enum!(
 
 string_enum!(
     EventTypeDoc as "EventType",
-    "What an event announces: `video.*` for `/v1/videos` videos, `job.*` for other jobs.",
+    "What an event announces: `video.*` for `/v1/videos` videos, `job.*` for other jobs, \
+     `qc.*` for the bucket workflow's moves.",
     vidsnap_domain::EventType::ALL.map(vidsnap_domain::EventType::as_str)
 );
 

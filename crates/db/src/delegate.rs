@@ -1,8 +1,8 @@
 //! The port traits on every SQL backend, each method handed to the dialect module that owns its
 //! tables. The delegation is the same for every dialect, so it is written once here.
 
-/// Implements `Jobs`, `Repository` and `JobQueue` for `$store` by calling the functions of the
-/// dialect's `accounts`, `videos`, `jobs`, `notifications`, `uploads` and `queue` modules, which
+/// Implements `Jobs`, `Sorting`, `Repository` and `JobQueue` for `$store` by calling the functions
+/// of the dialect's `accounts`, `videos`, `jobs`, `notifications`, `uploads`, `qc` and `queue` modules, which
 /// must be in scope (with the domain types the signatures name) where it is invoked.
 macro_rules! delegate_ports {
     ($store:ty) => {
@@ -60,6 +60,58 @@ macro_rules! delegate_ports {
 
             async fn delete_job(&self, owner: UserId, id: JobId) -> PortResult<Job> {
                 jobs::delete_job(self, owner, id).await
+            }
+        }
+
+        #[async_trait]
+        impl Sorting for $store {
+            async fn sort_candidates(
+                &self,
+                folders: &[String],
+                limit: u32,
+            ) -> PortResult<Vec<SortItem>> {
+                qc::sort_candidates(self, folders, limit).await
+            }
+
+            async fn video_by_source(&self, key: &str) -> PortResult<Video> {
+                qc::video_by_source(self, key).await
+            }
+
+            async fn record_qc_result(
+                &self,
+                result: &QcResult,
+                moving: Option<&Move>,
+                event: Option<EventType>,
+            ) -> PortResult<bool> {
+                qc::record_qc_result(self, result, moving, event).await
+            }
+
+            async fn finish_move(&self, video: VideoId) -> PortResult<()> {
+                qc::finish_move(self, video).await
+            }
+
+            async fn qc_results_of(&self, video: VideoId) -> PortResult<Vec<QcResult>> {
+                qc::qc_results_of(self, video).await
+            }
+
+            async fn qc_results(
+                &self,
+                owner: UserId,
+                begin: DateTime<Utc>,
+                end: DateTime<Utc>,
+                cursor: Option<&str>,
+                limit: u32,
+            ) -> PortResult<Page<QcResult>> {
+                qc::qc_results(self, owner, begin, end, cursor, limit).await
+            }
+
+            async fn count_qc_results(
+                &self,
+                owner: UserId,
+                begin: DateTime<Utc>,
+                end: DateTime<Utc>,
+            ) -> PortResult<QcCounts> {
+                qc::count_qc_results(self, owner, begin, end).await
             }
         }
 

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use vidsnap_domain::{
-    Channel, EventType, Job, JobEvent, JobId, NotificationId, PortError, PortResult, UserId, Video,
-    VideoEvent, VideoId, VideoStatus, Webhook,
+    Channel, EventType, Job, JobEvent, JobId, NotificationId, PortError, PortResult, QcEvent,
+    QcResult, UserId, Video, VideoEvent, VideoId, VideoStatus, Webhook,
 };
 
 /// The event announced on entering `status`, if it is terminal.
@@ -17,11 +17,13 @@ pub(crate) fn event_for(status: VideoStatus) -> Option<EventType> {
     }
 }
 
-/// What an outcome is about: the notification row names exactly one of the two.
+/// What an outcome is about: the notification row names exactly one video or one job (a bucket
+/// workflow decision is about its video).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Subject<'a> {
     Video(&'a Video),
     Job(&'a Job),
+    Qc(&'a QcResult),
 }
 
 impl Subject<'_> {
@@ -29,14 +31,16 @@ impl Subject<'_> {
         match self {
             Self::Video(video) => video.owner,
             Self::Job(job) => job.owner,
+            Self::Qc(result) => result.owner,
         }
     }
 
-    /// Each cycle's outcome is announced once.
+    /// Each cycle's outcome is announced once (each decision's, for the bucket workflow).
     pub(crate) fn cycle(self) -> u32 {
         match self {
             Self::Video(video) => video.cycle,
             Self::Job(job) => job.cycle,
+            Self::Qc(result) => result.attempt,
         }
     }
 
@@ -44,12 +48,13 @@ impl Subject<'_> {
         match self {
             Self::Video(video) => Some(video.id),
             Self::Job(_) => None,
+            Self::Qc(result) => Some(result.video),
         }
     }
 
     pub(crate) fn job(self) -> Option<JobId> {
         match self {
-            Self::Video(_) => None,
+            Self::Video(_) | Self::Qc(_) => None,
             Self::Job(job) => Some(job.id),
         }
     }
@@ -66,6 +71,7 @@ impl Subject<'_> {
         let body = match self {
             Self::Video(video) => serde_json::to_string(&VideoEvent::new(id, event, at, video)),
             Self::Job(job) => serde_json::to_string(&JobEvent::new(id, event, at, job)),
+            Self::Qc(result) => serde_json::to_string(&QcEvent::new(id, event, at, result)),
         };
         body.map_err(|e| PortError::Unavailable(format!("cannot encode an event: {e}")))
     }

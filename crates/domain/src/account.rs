@@ -62,15 +62,27 @@ pub enum EventType {
     JobFailed,
     #[serde(rename = "job.dead")]
     JobDead,
+    /// The bucket workflow moved a file to the processed folder.
+    #[serde(rename = "qc.processed")]
+    QcProcessed,
+    /// The bucket workflow moved a file to the failed folder (it will be retried).
+    #[serde(rename = "qc.failed")]
+    QcFailed,
+    /// The bucket workflow gave up on a file after its retries.
+    #[serde(rename = "qc.unable_to_process")]
+    QcUnableToProcess,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 8] = [
         Self::VideoSucceeded,
         Self::VideoDead,
         Self::JobSucceeded,
         Self::JobFailed,
         Self::JobDead,
+        Self::QcProcessed,
+        Self::QcFailed,
+        Self::QcUnableToProcess,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +92,9 @@ impl EventType {
             Self::JobSucceeded => "job.succeeded",
             Self::JobFailed => "job.failed",
             Self::JobDead => "job.dead",
+            Self::QcProcessed => "qc.processed",
+            Self::QcFailed => "qc.failed",
+            Self::QcUnableToProcess => "qc.unable_to_process",
         }
     }
 

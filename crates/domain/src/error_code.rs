@@ -43,11 +43,26 @@ pub enum ErrorCode {
     Interrupted,
     /// A bug or an unexpected condition; the message says what, the logs say more.
     Internal,
+    /// (bucket workflow) The file's metadata sidecar (`a.json` beside `a.mp4`) did not arrive
+    /// within the wait.
+    MetadataMissing,
+    /// (bucket workflow) The sidecar is not JSON, or lacks or misspells a field.
+    SidecarInvalid,
+    /// (bucket workflow) The file's duration is not the sidecar's, within the tolerance.
+    SidecarDurationMismatch,
+    /// (bucket workflow) The file's size in bytes is not exactly the sidecar's.
+    SidecarSizeMismatch,
+    /// (bucket workflow) None of the file's streams has the sidecar's codec.
+    SidecarCodecMismatch,
+    /// (bucket workflow) The file's picture size is not the sidecar's resolution.
+    SidecarResolutionMismatch,
+    /// (bucket workflow) The file failed quality control (seed 002's rule, or the policy).
+    QcFailed,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::InvalidArgument,
         Self::InputNotFound,
         Self::UnsupportedFormat,
@@ -65,6 +80,13 @@ impl ErrorCode {
         Self::WorkerLost,
         Self::Interrupted,
         Self::Internal,
+        Self::MetadataMissing,
+        Self::SidecarInvalid,
+        Self::SidecarDurationMismatch,
+        Self::SidecarSizeMismatch,
+        Self::SidecarCodecMismatch,
+        Self::SidecarResolutionMismatch,
+        Self::QcFailed,
     ];
 
     /// The code as it appears on the wire.
@@ -87,6 +109,13 @@ impl ErrorCode {
             Self::WorkerLost => "worker-lost",
             Self::Interrupted => "interrupted",
             Self::Internal => "internal",
+            Self::MetadataMissing => "metadata-missing",
+            Self::SidecarInvalid => "sidecar-invalid",
+            Self::SidecarDurationMismatch => "sidecar-duration-mismatch",
+            Self::SidecarSizeMismatch => "sidecar-size-mismatch",
+            Self::SidecarCodecMismatch => "sidecar-codec-mismatch",
+            Self::SidecarResolutionMismatch => "sidecar-resolution-mismatch",
+            Self::QcFailed => "qc-failed",
         }
     }
 

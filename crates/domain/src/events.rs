@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Artefact, EventType, Failure, Job, JobId, JobStatus, NotificationId, Outputs, StepStatus,
-    Video, VideoId, VideoStatus,
+    Artefact, EventType, Failure, Job, JobId, JobStatus, NotificationId, Outputs, QcOutcome,
+    QcResult, QcResultId, StepStatus, Video, VideoId, VideoStatus,
 };
 
 /// The version of the event bodies below. A receiver can rely on every field of a version; a new
@@ -125,7 +125,75 @@ impl JobEvent {
     }
 }
 
+/// A `qc.processed`, `qc.failed` or `qc.unable_to_process` body: where the bucket workflow
+/// moved a file, and why. `video` has the `id`, `file_name` and `last_error` (the reason) of a
+/// `video.*` body, so a receiver reading those reads these too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QcEvent {
+    pub id: NotificationId,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub video: QcVideo,
+    pub qc: QcSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QcVideo {
+    pub id: VideoId,
+    pub file_name: String,
+    pub last_error: Option<Failure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QcSummary {
+    pub result: QcResultId,
+    pub outcome: QcOutcome,
+    /// Where the file was checked, and where it is now.
+    pub key: String,
+    pub moved_to: Option<String>,
+    pub rating: Option<u8>,
+    pub passed: bool,
+    /// 0 for the first decision about the file, then one more per retry.
+    pub attempt: u32,
+}
+
+impl QcEvent {
+    pub fn new(id: NotificationId, kind: EventType, at: DateTime<Utc>, result: &QcResult) -> Self {
+        Self {
+            id,
+            kind,
+            version: EVENT_VERSION,
+            created_at: at,
+            video: QcVideo {
+                id: result.video,
+                file_name: result.file_name.clone(),
+                last_error: result.error.clone(),
+            },
+            qc: QcSummary {
+                result: result.id,
+                outcome: result.outcome,
+                key: result.key.clone(),
+                moved_to: result.moved_to.clone(),
+                rating: result.rating,
+                passed: result.passed,
+                attempt: result.attempt,
+            },
+        }
+    }
+}
+
 impl EventType {
+    /// The event announcing where the bucket workflow moved a file.
+    pub fn for_qc(outcome: QcOutcome) -> Self {
+        match outcome {
+            QcOutcome::Processed => Self::QcProcessed,
+            QcOutcome::Failed => Self::QcFailed,
+            QcOutcome::UnableToProcess => Self::QcUnableToProcess,
+        }
+    }
+
     /// The event announcing a job's terminal status; `None` for a cancel (the user asked).
     pub fn for_job(status: JobStatus) -> Option<Self> {
         match status {

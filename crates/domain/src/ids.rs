@@ -81,3 +81,7 @@ id!(
     /// A resumable upload session: the bytes of one video arriving in pieces.
     UploadId
 );
+id!(
+    /// One decision of the bucket workflow (`sorting`) about one file.
+    QcResultId
+);

@@ -170,6 +170,9 @@ pub enum Change {
         step: String,
         op: Option<Operation>,
     },
+    /// Runs a finished `step` again whatever its outcome, succeeded included, and everything
+    /// downstream: the bucket workflow's retry of a file whose report said it failed.
+    Repeat { step: String },
 }
 
 /// What a change did.
@@ -500,7 +503,8 @@ impl Job {
                     }
                 }
             }
-            Change::Rerun { step, op } => self.rerun(&step, op, now, &mut applied)?,
+            Change::Rerun { step, op } => self.rerun(&step, op, false, now, &mut applied)?,
+            Change::Repeat { step } => self.rerun(&step, None, true, now, &mut applied)?,
         }
         self.status = self.derive_status();
         if self.status != before || !applied.events.is_empty() {
@@ -728,6 +732,7 @@ impl Job {
         &mut self,
         name: &str,
         op: Option<Operation>,
+        succeeded_too: bool,
         now: DateTime<Utc>,
         applied: &mut Applied,
     ) -> Result<(), ChangeError> {
@@ -735,10 +740,13 @@ impl Job {
             .index(name)
             .ok_or_else(|| ChangeError::NoSuchStep(name.to_owned()))?;
         let status = self.steps[i].status;
-        if !matches!(
-            status,
-            StepStatus::Failed | StepStatus::Dead | StepStatus::Cancelled
-        ) {
+        let repeatable = succeeded_too && status == StepStatus::Succeeded;
+        if !repeatable
+            && !matches!(
+                status,
+                StepStatus::Failed | StepStatus::Dead | StepStatus::Cancelled
+            )
+        {
             return Err(ChangeError::InvalidState(format!(
                 "only a failed, dead or cancelled step can be re-run; {name:?} is {status}"
             )));

@@ -13,7 +13,9 @@
 //! - [`job`]: jobs made of steps: the pure rules for readiness, status, retries, cancels and
 //!   re-runs that every repository applies.
 //! - [`video`]: the video status machine (the one table of allowed transitions), options, outputs.
-//! - [`events`]: the typed, versioned bodies of `video.*` and `job.*` notifications.
+//! - [`sorting`]: seed 002's bucket workflow: the metadata sidecar and its checks, the outcomes
+//!   (`processed`, `failed`, `unable_to_process`) and the result stored for each decision.
+//! - [`events`]: the typed, versioned bodies of `video.*`, `job.*` and `qc.*` notifications.
 //! - [`account`]: users, API keys, webhooks, notifications.
 //! - [`upload`]: resumable upload sessions (any transport, any API process), checksums, and
 //!   what staging a piece of one returns.
@@ -33,6 +35,7 @@ pub mod limits;
 pub mod ops;
 pub mod ports;
 pub mod recipe;
+pub mod sorting;
 pub mod upload;
 pub mod video;
 
@@ -41,11 +44,13 @@ pub use account::{
 };
 pub use container::Container;
 pub use error_code::ErrorCode;
-pub use events::{JobEvent, VideoEvent};
+pub use events::{JobEvent, QcEvent, VideoEvent};
 pub use frames::{
     FrameInterval, FrameMode, ImageFormat, Quality, TargetTimes, frame_count, target_times,
 };
-pub use ids::{ApiKeyId, JobId, NotificationId, TaskId, UploadId, UserId, VideoId, WebhookId};
+pub use ids::{
+    ApiKeyId, JobId, NotificationId, QcResultId, TaskId, UploadId, UserId, VideoId, WebhookId,
+};
 pub use job::{
     Applied, Artefact, Change, ChangeError, Job, JobInput, JobStatus, Step, StepEvent, StepOutcome,
     StepStatus, Task, Verdict,
@@ -53,10 +58,11 @@ pub use job::{
 pub use limits::Limits;
 pub use ops::{Operation, Problems};
 pub use ports::{
-    BlobStore, DirectMultipart, JobQueue, JobUpdate, Jobs, Lease, MultipartStarted, NewTask, Page,
-    PortError, PortResult, PresignedRequest, QueueStats, Repository, TaskMessage, Transition,
-    UploadListener, UploadOutcome, UploadStaging, UploadedPart,
+    BlobStore, DirectMultipart, JobQueue, JobUpdate, Jobs, Lease, Move, MultipartStarted, NewTask,
+    Page, PortError, PortResult, PresignedRequest, QueueStats, Repository, SortItem, Sorting,
+    TaskMessage, Transition, UploadListener, UploadOutcome, UploadStaging, UploadedPart,
 };
 pub use recipe::{InputRef, Recipe, RecipeDoc, StepSpec};
+pub use sorting::{MediaFacts, Mismatch, QcCounts, QcOutcome, QcResult, Sidecar};
 pub use upload::{AppendError, Appended, ByteStream, Checksum, ChecksumAlgorithm, Upload};
 pub use video::{Failure, Outputs, StatusChange, Video, VideoOptions, VideoStatus};

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ApiKey, ApiKeyId, AppendError, Appended, ByteStream, Change, ChangeError, Checksum,
-    DeliveryAttempt, Failure, Job, JobId, JobStatus, Notification, NotificationId, Outputs,
-    StatusChange, StepEvent, Task, TaskId, Upload, UploadId, User, UserId, Video, VideoId,
-    VideoStatus, Webhook, WebhookId, job::Applied,
+    DeliveryAttempt, EventType, Failure, Job, JobId, JobStatus, Notification, NotificationId,
+    Outputs, QcCounts, QcResult, StatusChange, StepEvent, Task, TaskId, Upload, UploadId, User,
+    UserId, Video, VideoId, VideoStatus, Webhook, WebhookId, job::Applied,
 };
 
 /// Why a port operation failed.
@@ -163,7 +163,7 @@ pub trait Jobs: Send + Sync {
 /// Metadata storage. Every method scoped by `owner` treats another user's row exactly like a
 /// missing one ([`PortError::NotFound`]).
 #[async_trait]
-pub trait Repository: Jobs + Send + Sync {
+pub trait Repository: Jobs + Sorting + Send + Sync {
     /// Whether the database answers.
     async fn ping(&self) -> PortResult<()>;
 
@@ -322,6 +322,67 @@ pub trait Repository: Jobs + Send + Sync {
     ) -> PortResult<Option<Video>>;
 }
 
+/// A watched video the bucket workflow looks at, with the key its object is being moved from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortItem {
+    pub video: Video,
+    /// Set between a decision that moves the object and the end of the move: the object (and its
+    /// sidecar and outputs) may still be there, the copy under `video.source` may be partial.
+    pub moving_from: Option<String>,
+}
+
+/// What a decision moves: the video's object (and what sits beside it) from one key to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub from: String,
+    pub to: String,
+    /// The job whose artefacts sit beside the object (`{dir}/{stem}-qc.json`): their keys in the
+    /// job follow the object, from the prefix `.0` to `.1`.
+    pub outputs: Option<(JobId, String, String)>,
+}
+
+/// The bucket workflow's records (seed 002): which watched videos to sort, their decisions, and
+/// the read API's queries over them.
+#[async_trait]
+pub trait Sorting: Send + Sync {
+    /// Watched videos whose object is under one of `folders` (each ending in `/`), and every
+    /// video with a move in progress, oldest first, at most `limit`.
+    async fn sort_candidates(&self, folders: &[String], limit: u32) -> PortResult<Vec<SortItem>>;
+    /// The video registered for the object at `key`, or being moved away from it: a key taken
+    /// either way is not a new file.
+    async fn video_by_source(&self, key: &str) -> PortResult<Video>;
+    /// Records a decision, with the notifications `event` owes, and (with `moving`) points the
+    /// video at its new key, with `moving_from` set until [`finish_move`](Self::finish_move).
+    /// All or nothing; `false` (and nothing changed) when the video's decision `result.attempt`
+    /// exists already, so racing schedulers decide once.
+    async fn record_qc_result(
+        &self,
+        result: &QcResult,
+        moving: Option<&Move>,
+        event: Option<EventType>,
+    ) -> PortResult<bool>;
+    /// The move recorded for `video` is done: every object is at its new key.
+    async fn finish_move(&self, video: VideoId) -> PortResult<()>;
+    /// Every decision about `video`, oldest first.
+    async fn qc_results_of(&self, video: VideoId) -> PortResult<Vec<QcResult>>;
+    /// The owner's decisions made in `[begin, end)`, oldest first, a page at a time.
+    async fn qc_results(
+        &self,
+        owner: UserId,
+        begin: DateTime<Utc>,
+        end: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Page<QcResult>>;
+    /// How many of the owner's decisions in `[begin, end)` had each outcome.
+    async fn count_qc_results(
+        &self,
+        owner: UserId,
+        begin: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> PortResult<QcCounts>;
+}
+
 /// A task to queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTask {
@@ -412,6 +473,9 @@ pub trait BlobStore: Send + Sync {
     async fn delete_prefix(&self, prefix: &str) -> PortResult<()>;
     /// Deletes one blob; a missing one is not an error.
     async fn delete(&self, key: &str) -> PortResult<()>;
+    /// Copies blob `from` to `to`, replacing any blob there; `NotFound` when `from` is absent.
+    /// The copy appears whole or not at all. (S3: one CopyObject, so at most 5 GB.)
+    async fn copy(&self, from: &str, to: &str) -> PortResult<()>;
     /// A URL the client can PUT the blob's bytes to, until `expires`.
     async fn presign_put(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest>;
     /// A URL the client can GET the blob from, until `expires`.

@@ -216,8 +216,11 @@ impl Video {
     /// `None` for an uploaded video, whose outputs have a folder of their own.
     pub fn beside(&self, file_name: &str) -> Option<String> {
         let source = self.source.as_deref()?;
-        let folder = source.rsplit_once('/').map_or("", |(folder, _)| folder);
-        let stem = self.stem();
+        let (folder, name) = source
+            .rsplit_once('/')
+            .map_or(("", source), |(f, n)| (f, n));
+        // The object's own name, which a sorted file's move may have made unique.
+        let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
         let name = if file_name.starts_with(&format!("{stem}-")) {
             file_name.to_owned()
         } else {

@@ -20,4 +20,4 @@ pub mod watch;
 
 pub use error::JobError;
 pub use service::{JobService, Observer, RecipeSource, Silent, Uploaded};
-pub use watch::{Watch, check_watches};
+pub use watch::{Sort, Watch, as_folder, check_watches};

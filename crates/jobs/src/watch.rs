@@ -31,21 +31,78 @@ pub struct Watch {
     /// `["mp4", "mov", "m4a", "mp3", "wav"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<String>,
+    /// `[watch.sort]`: seed 002's bucket workflow. Each file is decided on by its QC report and
+    /// its metadata sidecar, then moved to an outcome folder; the failed folder is watched too,
+    /// and what lands there is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<Sort>,
 }
 
 fn default_recipe() -> String {
     "frames".to_owned()
 }
 
+/// Where a sorted folder's files go, and the rules that decide it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sort {
+    /// Files that passed (with their sidecar and report).
+    pub processed: String,
+    /// Files that failed; watched, and each file there is retried.
+    pub failed: String,
+    /// Files that failed every retry.
+    pub unable_to_process: String,
+    /// Whether a file needs a metadata sidecar (`a.json` beside `a.mp4`).
+    pub sidecar: bool,
+    /// How long a file waits for its sidecar before it fails with `metadata-missing`.
+    pub sidecar_wait_seconds: f64,
+    /// How far the file's duration may be from the sidecar's.
+    pub duration_tolerance_seconds: f64,
+    /// Decisions about a file in the failed folder before it goes to `unable_to_process`.
+    pub max_retries: u32,
+    /// The wait between a failed decision in the failed folder and the next try.
+    pub retry_delay_seconds: f64,
+}
+
+impl Default for Sort {
+    fn default() -> Self {
+        Self {
+            processed: "processed/".into(),
+            failed: "failed/".into(),
+            unable_to_process: "unable_to_process/".into(),
+            sidecar: true,
+            sidecar_wait_seconds: 300.0,
+            duration_tolerance_seconds: 1.0,
+            max_retries: 5,
+            retry_delay_seconds: 60.0,
+        }
+    }
+}
+
+/// A prefix as a folder: no leading slash, one trailing slash.
+pub fn as_folder(prefix: &str) -> String {
+    format!("{}/", prefix.trim_matches('/'))
+}
+
 impl Watch {
     /// The prefix as a folder: no leading slash, one trailing slash.
     pub fn folder(&self) -> String {
-        format!("{}/", self.prefix.trim_matches('/'))
+        as_folder(&self.prefix)
     }
 
-    /// Whether `key` is an object of this folder (at any depth).
+    /// The folders whose new objects this watch registers: its own, and a sorted watch's failed
+    /// folder (a file placed there is retried).
+    pub fn folders(&self) -> Vec<String> {
+        let mut folders = vec![self.folder()];
+        if let Some(sort) = &self.sort {
+            folders.push(as_folder(&sort.failed));
+        }
+        folders
+    }
+
+    /// Whether `key` is an object of this watch's folders (at any depth).
     pub fn holds(&self, key: &str) -> bool {
-        key.starts_with(&self.folder())
+        self.folders().iter().any(|folder| key.starts_with(folder))
     }
 
     /// Whether a file of this name is media this folder processes (outputs, sidecars and the
@@ -94,15 +151,85 @@ pub fn check_watches(service: &JobService, watches: &[Watch]) -> Result<(), Stri
                     .join("; ")
             ));
         }
+        if let Some(sort) = &watch.sort {
+            check_sort(i, watch, sort, service)?;
+        }
+        let taken = |w: &Watch| -> Vec<String> {
+            let mut all = w.folders();
+            if let Some(sort) = &w.sort {
+                all.push(as_folder(&sort.processed));
+                all.push(as_folder(&sort.unable_to_process));
+            }
+            all
+        };
+        let overlaps = |a: &[String], b: &[String]| {
+            a.iter().any(|x| {
+                b.iter()
+                    .any(|y| x.starts_with(y.as_str()) || y.starts_with(x.as_str()))
+            })
+        };
         if watches[..i]
             .iter()
-            .any(|w| w.holds(&watch.folder()) || watch.holds(&w.folder()))
+            .any(|w| overlaps(&taken(w), &taken(watch)))
         {
             return Err(format!(
                 "watch[{i}].prefix ({:?}) overlaps another watched folder",
                 watch.prefix
             ));
         }
+    }
+    Ok(())
+}
+
+/// A sorted watch's folders are distinct folders, none inside another, and its recipe has a
+/// `qc` step (its report decides).
+fn check_sort(i: usize, watch: &Watch, sort: &Sort, service: &JobService) -> Result<(), String> {
+    let named = [
+        ("prefix", watch.prefix.as_str()),
+        ("sort.processed", sort.processed.as_str()),
+        ("sort.failed", sort.failed.as_str()),
+        ("sort.unable_to_process", sort.unable_to_process.as_str()),
+    ];
+    for (n, (name, folder)) in named.iter().enumerate() {
+        let folder = folder.trim_matches('/');
+        if folder.is_empty() || folder.starts_with('.') || folder.contains("//") {
+            return Err(format!(
+                "watch[{i}].{name} ({folder:?}) must name a folder, e.g. \"failed/\""
+            ));
+        }
+        for (other, theirs) in &named[..n] {
+            let (a, b) = (as_folder(folder), as_folder(theirs));
+            if a.starts_with(&b) || b.starts_with(&a) {
+                return Err(format!(
+                    "watch[{i}].{name} ({folder:?}) overlaps watch[{i}].{other} ({theirs:?}): \
+                     the outcome folders must be apart from the watched one and each other"
+                ));
+            }
+        }
+    }
+    let finite = |v: f64| v.is_finite() && v >= 0.0;
+    if !finite(sort.sidecar_wait_seconds)
+        || !finite(sort.duration_tolerance_seconds)
+        || !finite(sort.retry_delay_seconds)
+    {
+        return Err(format!(
+            "watch[{i}].sort: sidecar_wait_seconds, duration_tolerance_seconds and \
+             retry_delay_seconds must be zero or more"
+        ));
+    }
+    let has_qc = service
+        .check(RecipeSource::Named(watch.recipe.clone()), &watch.params)
+        .is_ok_and(|(recipe, _)| {
+            recipe
+                .steps
+                .iter()
+                .any(|step| matches!(step.op, vidsnap_domain::Operation::Qc(_)))
+        });
+    if !has_qc {
+        return Err(format!(
+            "watch[{i}].sort needs a recipe with a qc step (recipe = \"qc\"), not {:?}",
+            watch.recipe
+        ));
     }
     Ok(())
 }
@@ -143,6 +270,12 @@ impl JobService {
         let (recipe, name) = self
             .check(RecipeSource::Named(watch.recipe.clone()), &watch.params)
             .map_err(|p| PortError::Refused(format!("watch recipe {}: {p:?}", watch.recipe)))?;
+        // A key being sorted (or moved away from) belongs to its video already.
+        match self.repo().video_by_source(key).await {
+            Ok(_) => return Ok(UploadOutcome::Duplicate),
+            Err(PortError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
         let mut video = Video::awaiting_upload(
             owner.id,
             file_name.to_owned(),

@@ -198,6 +198,7 @@ async fn a_watched_folder_takes_its_media_once_and_leaves_the_rest() {
         recipe: recipe.to_owned(),
         params: serde_json::Value::Null,
         extensions: extensions.iter().map(|e| (*e).to_owned()).collect(),
+        sort: None,
     };
     let watches = vec![
         watch("inbox/", "frames", &[]),

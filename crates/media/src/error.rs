@@ -106,6 +106,14 @@ impl MediaError {
             | ErrorCode::DimensionsTooLarge
             | ErrorCode::TooManyFrames
             | ErrorCode::IntervalTooShort => false,
+            // The bucket workflow's verdicts on a file: never a media error to retry.
+            ErrorCode::MetadataMissing
+            | ErrorCode::SidecarInvalid
+            | ErrorCode::SidecarDurationMismatch
+            | ErrorCode::SidecarSizeMismatch
+            | ErrorCode::SidecarCodecMismatch
+            | ErrorCode::SidecarResolutionMismatch
+            | ErrorCode::QcFailed => false,
         }
     }
 

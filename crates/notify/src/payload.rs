@@ -24,6 +24,12 @@ pub(crate) struct EventFacts {
     pub failed_step: Option<String>,
     /// Steps and how many succeeded.
     pub steps: Option<(u64, u64)>,
+    /// `qc.*`: where the file was checked, where it went, its rating and how many decisions
+    /// came before this one.
+    pub qc_key: Option<String>,
+    pub moved_to: Option<String>,
+    pub rating: Option<u64>,
+    pub qc_attempt: Option<u64>,
 }
 
 impl EventFacts {
@@ -38,6 +44,7 @@ impl EventFacts {
         };
         let field = |name: &str| video.and_then(|v| v.get(name));
         let job = payload.get("job");
+        let qc = payload.get("qc");
         let steps = job.and_then(|j| j.get("steps")).and_then(Value::as_array);
         let failed = steps.and_then(|steps| {
             steps.iter().find(|s| {
@@ -65,6 +72,10 @@ impl EventFacts {
             frames: field("outputs")
                 .and_then(|o| o.get("frames"))
                 .and_then(Value::as_u64),
+            qc_key: text(qc.and_then(|q| q.get("key"))),
+            moved_to: text(qc.and_then(|q| q.get("moved_to"))),
+            rating: qc.and_then(|q| q.get("rating")).and_then(Value::as_u64),
+            qc_attempt: qc.and_then(|q| q.get("attempt")).and_then(Value::as_u64),
             error_code: text(last_error.and_then(|e| e.get("code"))),
             error_message: text(last_error.and_then(|e| e.get("message"))),
         }

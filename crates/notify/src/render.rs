@@ -31,6 +31,9 @@ pub fn render(event: EventType, payload: &Value) -> Email {
         EventType::VideoDead => dead(&facts),
         EventType::JobSucceeded => job_succeeded(&facts),
         EventType::JobFailed | EventType::JobDead => job_failed(&facts),
+        EventType::QcProcessed | EventType::QcFailed | EventType::QcUnableToProcess => {
+            qc_outcome(event, &facts)
+        }
     };
     let mut lines = lines;
     if let Some(id) = &facts.video_id {
@@ -156,6 +159,55 @@ fn job_failed(facts: &EventFacts) -> (String, Vec<Vec<Piece>>) {
     }
     let error = error_line(facts);
     (format!("{subject} could not finish"), vec![first, error])
+}
+
+/// Where the bucket workflow moved a file, and why.
+fn qc_outcome(event: EventType, facts: &EventFacts) -> (String, Vec<Vec<Piece>>) {
+    let name = facts
+        .file_name
+        .as_deref()
+        .map_or("Your file".to_owned(), |n| {
+            format!("\"{}\"", subject_safe(n))
+        });
+    let subject = match event {
+        EventType::QcProcessed => format!("{name} passed quality control"),
+        EventType::QcFailed => format!("{name} failed quality control"),
+        _ => format!("{name} could not be processed"),
+    };
+    let mut first = match &facts.file_name {
+        Some(name) => vec![Piece::Plain("The file "), Piece::Name(name.clone())],
+        None => vec![Piece::Plain("The file")],
+    };
+    first.push(match event {
+        EventType::QcProcessed => Piece::Plain(" passed quality control"),
+        EventType::QcFailed => Piece::Plain(" failed quality control"),
+        _ => Piece::Plain(" failed every retry"),
+    });
+    if let Some(rating) = facts.rating {
+        first.push(Piece::Text(format!(" (rating {rating} of 5)")));
+    }
+    match &facts.moved_to {
+        Some(to) => {
+            first.push(Piece::Plain(" and was moved to "));
+            first.push(Piece::Code(to.clone()));
+        }
+        None => {
+            if let Some(key) = &facts.qc_key {
+                first.push(Piece::Plain(" and stays at "));
+                first.push(Piece::Code(key.clone()));
+            }
+        }
+    }
+    first.push(match event {
+        EventType::QcProcessed => Piece::Plain("."),
+        EventType::QcFailed => Piece::Plain("; it will be retried."),
+        _ => Piece::Plain("; it will not be retried."),
+    });
+    let mut lines = vec![first];
+    if event != EventType::QcProcessed {
+        lines.push(error_line(facts));
+    }
+    (subject, lines)
 }
 
 /// `Error: code — message`, with whatever the payload said.

@@ -65,6 +65,7 @@ pub async fn blob_store_contract(store: &dyn BlobStore) {
     expired_urls_are_refused(store).await;
     folders_and_blobs_are_listed(store).await;
     sweeping_temporaries_never_takes_a_blob(store).await;
+    copies_replace_the_target_and_keep_the_source(store).await;
 }
 
 /// Bytes that differ from part to part (a short repeating pattern would hide parts stored out of
@@ -244,6 +245,29 @@ pub async fn delete_takes_one_blob(store: &dyn BlobStore) {
     }
     store.delete("one/u/v/clip-image.jpg").await.expect("again");
     store.delete("one/u/v/never.jpg").await.expect("missing");
+}
+
+/// A copy has the source's bytes, replaces what was at the target, and leaves the source; a
+/// missing source is `NotFound` and creates nothing (the bucket workflow's moves rely on it).
+pub async fn copies_replace_the_target_and_keep_the_source(store: &dyn BlobStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = noise(300_000, 7);
+    put(store, dir.path(), "copy/uploads/a b+é.mp4", &bytes).await;
+    put(store, dir.path(), "copy/failed/a b+é.mp4", &noise(10, 8)).await;
+    store
+        .copy("copy/uploads/a b+é.mp4", "copy/failed/a b+é.mp4")
+        .await
+        .expect("copy");
+    assert_eq!(read_back(store, "copy/failed/a b+é.mp4").await, bytes);
+    assert_eq!(read_back(store, "copy/uploads/a b+é.mp4").await, bytes);
+    assert!(matches!(
+        store
+            .copy("copy/uploads/none.mp4", "copy/processed/none.mp4")
+            .await,
+        Err(PortError::NotFound)
+    ));
+    assert_missing(store, "copy/processed/none.mp4").await;
+    store.delete_prefix("copy/").await.expect("clean up");
 }
 
 /// `folders` names the folders directly inside a folder, `list` every blob below it with its

@@ -588,6 +588,15 @@ impl BlobStore for S3Store {
         }
     }
 
+    async fn copy(&self, from: &str, to: &str) -> PortResult<()> {
+        let (source, target) = (self.location(from)?, self.location(to)?);
+        match self.store.copy(&source, &target).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Err(PortError::NotFound),
+            Err(e) => Err(unavailable("copying", from, e)),
+        }
+    }
+
     async fn presign_put(&self, key: &str, expires: Duration) -> PortResult<PresignedRequest> {
         self.presign(Method::PUT, key, expires).await
     }

@@ -132,7 +132,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 config
                     .watch
                     .iter()
-                    .map(vidsnap_jobs::Watch::folder)
+                    .flat_map(vidsnap_jobs::Watch::folders)
                     .collect(),
                 on_upload.clone(),
                 Duration::from_secs_f64(config.worker.watch_poll_seconds),

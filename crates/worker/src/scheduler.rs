@@ -4,8 +4,10 @@
 //! interrupted writes left and auditing it for blobs without a row (`storage`). It runs in the
 //! `scheduler` role (or `all`, or any role with `scheduler.enabled`); several schedulers at once
 //! are harmless because every task is idempotent and every deletion conditional (re-checked by
-//! the database when it deletes, or by the storage sweep's grace).
+//! the database when it deletes, or by the storage sweep's grace). It also sorts the files of
+//! `[watch.sort]` folders (seed 002's bucket workflow, `sort`).
 
+mod sort;
 mod storage;
 
 use std::{sync::Arc, time::Duration};
@@ -18,6 +20,7 @@ use vidsnap_domain::{BlobStore, JobId, JobQueue, NewTask, Repository};
 use vidsnap_jobs::JobService;
 use vidsnap_uploads::UploadCore;
 
+pub use sort::Sorted;
 use storage::StorageSweep;
 pub use storage::{Audit, Orphaned, StorageSweepConfig, StorageSwept};
 
@@ -39,6 +42,9 @@ pub struct SchedulerConfig {
     /// A video still `awaiting_upload` this long after its presigned upload URL expired (and
     /// with no upload session) is removed: margin for a PUT that started just before expiry.
     pub abandoned_grace_seconds: u64,
+    /// How often files of sorted watched folders (`[watch.sort]`, seed 002's bucket workflow)
+    /// are decided on, moved and retried (0 disables it).
+    pub sort_seconds: f64,
     /// `[scheduler.storage]`: the storage sweep (stale temporaries, orphaned blobs).
     pub storage: StorageSweepConfig,
 }
@@ -51,6 +57,7 @@ impl Default for SchedulerConfig {
             requeue_after_seconds: 900,
             cleanup_seconds: 60.0,
             abandoned_grace_seconds: 3600,
+            sort_seconds: 2.0,
             storage: StorageSweepConfig::default(),
         }
     }
@@ -137,11 +144,18 @@ impl Scheduler {
             .then(|| Duration::from_secs_f64(self.config.cleanup_seconds));
         let storage_every = (self.cleanup.is_some() && self.config.storage.interval_seconds > 0)
             .then(|| Duration::from_secs(self.config.storage.interval_seconds));
-        if requeue_every.is_none() && cleanup_every.is_none() && storage_every.is_none() {
+        let sorts = self.jobs.watches().iter().any(|w| w.sort.is_some());
+        let sort_every = (sorts && self.cleanup.is_some() && self.config.sort_seconds > 0.0)
+            .then(|| Duration::from_secs_f64(self.config.sort_seconds));
+        if requeue_every.is_none()
+            && cleanup_every.is_none()
+            && storage_every.is_none()
+            && sort_every.is_none()
+        {
             return;
         }
         let (mut next_requeue, mut next_cleanup) = (Instant::now(), Instant::now());
-        let mut next_storage = Instant::now();
+        let (mut next_storage, mut next_sort) = (Instant::now(), Instant::now());
         loop {
             let now = Instant::now();
             if let Some(every) = requeue_every
@@ -163,10 +177,17 @@ impl Scheduler {
                 self.sweep_storage(Utc::now()).await;
                 next_storage = Instant::now() + every;
             }
+            if let Some(every) = sort_every
+                && now >= next_sort
+            {
+                self.sort_watched(Utc::now()).await;
+                next_sort = Instant::now() + every;
+            }
             let wake = [
                 requeue_every.map(|_| next_requeue),
                 cleanup_every.map(|_| next_cleanup),
                 storage_every.map(|_| next_storage),
+                sort_every.map(|_| next_sort),
             ]
             .into_iter()
             .flatten()
@@ -292,6 +313,21 @@ impl Scheduler {
     }
     /// One storage sweep at `now` (`[scheduler.storage]`): the orphan audit, then what
     /// interrupted writes left. Needs [`with_cleanup`](Self::with_cleanup)'s blob store.
+    /// One pass of the bucket workflow (`[watch.sort]`): decides on the files whose qc job
+    /// ended, moves them, runs failed ones again when due, and finishes interrupted moves.
+    pub async fn sort_watched(&self, now: DateTime<Utc>) -> Sorted {
+        let Some(cleanup) = &self.cleanup else {
+            return Sorted::default();
+        };
+        sort::Sorter {
+            repo: &self.repo,
+            blobs: &cleanup.blobs,
+            jobs: &self.jobs,
+        }
+        .sort(now)
+        .await
+    }
+
     pub async fn sweep_storage(&self, now: DateTime<Utc>) -> StorageSwept {
         match self.storage_sweep() {
             Some(sweep) => sweep.run(now).await,

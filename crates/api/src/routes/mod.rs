@@ -6,6 +6,7 @@ mod follow;
 pub mod health;
 pub mod jobs;
 pub mod multipart;
+pub mod qc;
 pub mod uploads;
 pub mod videos;
 pub mod webhooks;

@@ -22,6 +22,7 @@ pub mod accounts;
 pub mod jobs;
 pub mod notifications;
 pub mod queue;
+pub mod sorting;
 pub mod uploads;
 pub mod videos;
 
@@ -84,6 +85,11 @@ macro_rules! contract_tests {
             a_new_cycle_notifies_again,
             notifications_are_leased_retried_and_redelivered,
             deliveries_are_the_webhooks_newest_first,
+        );
+        $crate::contract_tests!(@each $fresh, sorting:
+            a_decision_is_recorded_once_with_its_move,
+            a_move_onto_a_taken_key_is_refused_whole,
+            results_are_read_by_time_range_and_counted,
         );
         $crate::contract_tests!(@each $fresh, queue:
             enqueue_is_idempotent_per_job_step,

@@ -17,6 +17,7 @@ mod codec;
 mod jobs;
 mod listener;
 mod notifications;
+mod qc;
 mod queue;
 mod repository;
 mod uploads;
@@ -64,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "watch",
         include_str!("../../migrations/postgres/0004_watch.sql"),
+    ),
+    (
+        5,
+        "sorting",
+        include_str!("../../migrations/postgres/0005_sorting.sql"),
     ),
 ];
 

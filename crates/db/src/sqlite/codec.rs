@@ -7,8 +7,9 @@ use sqlx::{Decode, Row, Sqlite, Type, sqlite::SqliteRow};
 use uuid::Uuid;
 use vidsnap_domain::{
     ApiKey, ApiKeyId, Channel, DeliveryStatus, EventType, Job, JobId, JobStatus, Notification,
-    NotificationId, PortError, PortResult, StatusChange, Step, StepEvent, StepStatus, Upload,
-    UploadId, User, UserId, Video, VideoId, VideoStatus, Webhook, WebhookId,
+    NotificationId, PortError, PortResult, QcOutcome, QcResult, QcResultId, StatusChange, Step,
+    StepEvent, StepStatus, Upload, UploadId, User, UserId, Video, VideoId, VideoStatus, Webhook,
+    WebhookId,
 };
 
 use crate::{error::corrupt, event};
@@ -260,4 +261,29 @@ pub(super) fn all<T>(
     map: impl Fn(&SqliteRow) -> PortResult<T>,
 ) -> PortResult<Vec<T>> {
     rows.iter().map(map).collect()
+}
+
+pub(super) fn qc_result(row: &SqliteRow) -> PortResult<QcResult> {
+    let outcome: String = get(row, "outcome")?;
+    let rating: Option<i64> = get(row, "rating")?;
+    Ok(QcResult {
+        id: QcResultId::from_uuid(uuid(row, "id")?),
+        owner: UserId::from_uuid(uuid(row, "owner")?),
+        video: VideoId::from_uuid(uuid(row, "video")?),
+        job: opt_uuid(row, "job")?.map(JobId::from_uuid),
+        cycle: u32_col(row, "cycle")?,
+        attempt: u32_col(row, "attempt")?,
+        key: get(row, "key")?,
+        file_name: get(row, "file_name")?,
+        outcome: QcOutcome::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
+        rating: rating
+            .map(|r| u8::try_from(r).map_err(|e| corrupt("rating", e)))
+            .transpose()?,
+        passed: get(row, "passed")?,
+        error: opt_json(row, "error")?,
+        checks: json(row, "checks")?,
+        sidecar: json(row, "sidecar")?,
+        moved_to: get(row, "moved_to")?,
+        created_at: time(row, "created_at")?,
+    })
 }

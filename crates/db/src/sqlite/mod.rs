@@ -5,6 +5,7 @@ mod accounts;
 mod codec;
 mod jobs;
 mod notifications;
+mod qc;
 mod queue;
 mod repository;
 mod uploads;
@@ -49,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "watch",
         include_str!("../../migrations/sqlite/0004_watch.sql"),
+    ),
+    (
+        5,
+        "sorting",
+        include_str!("../../migrations/sqlite/0005_sorting.sql"),
     ),
 ];
 

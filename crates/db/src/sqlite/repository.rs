@@ -5,13 +5,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use vidsnap_domain::{
-    ApiKey, ApiKeyId, Change, DeliveryAttempt, Job, JobId, JobQueue, JobStatus, JobUpdate, Jobs,
-    Lease, NewTask, Notification, NotificationId, Page, PortResult, QueueStats, Repository,
-    StatusChange, StepEvent, Task, Transition, Upload, UploadId, User, UserId, Video, VideoId,
-    VideoStatus, Webhook, WebhookId,
+    ApiKey, ApiKeyId, Change, DeliveryAttempt, EventType, Job, JobId, JobQueue, JobStatus,
+    JobUpdate, Jobs, Lease, Move, NewTask, Notification, NotificationId, Page, PortResult,
+    QcCounts, QcResult, QueueStats, Repository, SortItem, Sorting, StatusChange, StepEvent, Task,
+    Transition, Upload, UploadId, User, UserId, Video, VideoId, VideoStatus, Webhook, WebhookId,
 };
 
-use super::{SqliteStore, accounts, jobs, notifications, queue, uploads, videos};
+use super::{SqliteStore, accounts, jobs, notifications, qc, queue, uploads, videos};
 use crate::error::port_error;
 
 crate::delegate::delegate_ports!(SqliteStore);

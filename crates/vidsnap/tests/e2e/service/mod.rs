@@ -10,6 +10,7 @@ mod isolation;
 mod jobs;
 mod multipart;
 mod s3_events;
+mod sorting;
 mod support;
 mod uploads;
 mod watch;
