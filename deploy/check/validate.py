@@ -21,6 +21,7 @@ What it checks, and against what:
 - deploy/Dockerfile: the Rust image matches rust-toolchain.toml, the runtime stage installs
   ffmpeg, runs as the numeric uid the manifests use, exposes 8080, starts `vidsnap`;
 - docs/ and deploy/README.md: JSON examples parse and relative links point at files;
+- the alert rules (deploy/k8s/monitoring) and the CloudWatch alarm example: see alerts.py;
 - itself: broken copies of real manifests must fail the schema checks (see `self_test`).
 
 Usage: python validate.py REPO_ROOT  (exit 1 and one line per problem when anything is wrong)
@@ -39,6 +40,8 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
+
+import alerts
 
 MIN_KUBERNETES = "1.29.0"
 VARIANTS = ("aws", "rabbitmq", "postgresql")
@@ -246,7 +249,8 @@ class KedaSchemas:
             yield f"{error_text(error)} (KEDA schema, cloudcoil.models.keda {self.version})"
 
 
-def check_document(doc: Doc, k8s: KubernetesSchemas, keda: KedaSchemas, report: Report) -> None:
+def check_document(doc: Doc, k8s: KubernetesSchemas, keda: KedaSchemas,
+                   rules: alerts.RuleSchema, report: Report) -> None:
     body = doc.body
     for key in ("apiVersion", "kind"):
         if not isinstance(body.get(key), str):
@@ -256,6 +260,10 @@ def check_document(doc: Doc, k8s: KubernetesSchemas, keda: KedaSchemas, report: 
         report.add(doc, "metadata.name is missing")
     if "namespace" in (body.get("metadata") or {}):
         report.add(doc, "metadata.namespace is set: the manifests are applied with -n NAMESPACE")
+    if body["kind"] == "PrometheusRule":
+        for message in rules.errors(body, error_text):
+            report.add(doc, message)
+        return
     schema = keda if body["kind"] in KEDA_KINDS else k8s
     for message in schema.errors(body):
         report.add(doc, message)
@@ -681,16 +689,17 @@ def main() -> int:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
     report = Report(root)
     k8s_dir = root / "deploy/k8s"
-    k8s, keda = KubernetesSchemas(), KedaSchemas()
+    k8s, keda, rules = KubernetesSchemas(), KedaSchemas(), alerts.RuleSchema()
 
     files = sorted(k8s_dir.rglob("*.yaml")) + sorted(k8s_dir.rglob("*.yml"))
     docs_by_file = {path: load_docs(path, report) for path in files}
     all_docs = [doc for docs in docs_by_file.values() for doc in docs]
     for doc in all_docs:
-        check_document(doc, k8s, keda, report)
+        check_document(doc, k8s, keda, rules, report)
 
     uid = check_dockerfile(root, report)
-    layout = {"base", *VARIANTS, "secrets"}
+    # monitoring/: the PrometheusRule, applied on its own where the Prometheus Operator runs.
+    layout = {"base", *VARIANTS, "secrets", "monitoring"}
     for path in files:
         top = path.relative_to(k8s_dir).parts[0]
         if top not in layout:
@@ -706,6 +715,10 @@ def main() -> int:
         check_variant(variant, variant_docs, uid, report)
 
     self_test(all_docs, k8s, keda, report)
+    alerts.self_test(all_docs, rules, root, report)
+    code = alerts.code_text(root)
+    alert_count = alerts.check_rules(root, all_docs, report, code)
+    alerts.check_cloudwatch_example(root, report, code)
     known = known_env_names(root)
     check_env_names(all_docs, known, report)
     check_tasks_query(all_docs, root, report)
@@ -719,6 +732,8 @@ def main() -> int:
     print(f"deploy: {len(all_docs)} manifests in {len(files)} files valid "
           f"(Kubernetes {', '.join(v[:-2] for v in k8s.versions)} strict; "
           f"KEDA kinds from cloudcoil.models.keda {keda.version}); "
+          f"{alert_count} alerts against the code's metrics "
+          f"(PrometheusRule from cloudcoil.models.prometheus_operator {rules.version}); "
           f"variants {', '.join(VARIANTS)} consistent; Dockerfile and docs consistent")
     return 0
 
