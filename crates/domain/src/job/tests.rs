@@ -421,6 +421,32 @@ fn a_rerun_reuses_what_succeeded_and_redoes_what_follows() {
 }
 
 #[test]
+fn a_repeat_runs_a_succeeded_step_again_but_never_a_running_one() {
+    let (mut job, _) = job(diamond(), true, false);
+    start(&mut job, "a", 1);
+    assert!(
+        job.apply(Change::Repeat { step: "a".to_owned() }, t(2)).is_err(),
+        "a running step is not repeated"
+    );
+    finish(&mut job, "a", ok(), 2);
+    let applied = job
+        .apply(Change::Repeat { step: "a".to_owned() }, t(3))
+        .expect("a succeeded step is repeated");
+    assert_eq!(job.cycle, 1);
+    assert_eq!(applied.tasks.len(), 1, "the step runs again");
+    assert_eq!(job.step("a").map(|s| s.status), Some(StepStatus::Ready));
+    // `b` does not follow `a` and is left as it was; `c` follows both and waits again.
+    assert_eq!(
+        statuses(&job),
+        [
+            ("a", StepStatus::Ready),
+            ("b", StepStatus::Ready),
+            ("c", StepStatus::Waiting)
+        ]
+    );
+}
+
+#[test]
 fn a_handed_back_attempt_does_not_count() {
     let (mut job, _) = job(diamond(), true, true);
     start(&mut job, "a", 1);
