@@ -383,3 +383,95 @@ async fn a_bucket_that_notifies_another_queue_makes_the_worker_not_ready() {
     assert_eq!(ready["checks"]["storage"], true, "{ready}");
     assert!(worker.stop().await.success());
 }
+
+/// Seed 002's bucket workflow on the AWS variant: files and sidecars put into the bucket's
+/// `uploads/` arrive through S3 events; the passing file ends in `processed/` with its sidecar
+/// and report, the one whose sidecar lies is retried in `failed/` and ends in
+/// `unable_to_process/`; the copies' own events register nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sorted_bucket_moves_files_to_their_outcome_folders() {
+    let moto = service("VIDSNAP_TEST_MOTO_ENDPOINT");
+    let database = ScratchDatabase::create("vidsnap_sorted").await;
+    let bucket = Bucket::create(moto.clone(), "vidsnap-test".into(), "vidsnap-test".into()).await;
+    let mut queues = MotoQueues::new(&moto).await;
+    let (events, events_dead) = queues.pair("vidsnap-sorted").await;
+    queues.notify(&bucket.name, &events).await;
+    let env = events_env(&moto, &database, &bucket, (&events, &events_dead));
+    let dir = Sandbox::new();
+    let config = r#"
+[scheduler]
+sort_seconds = 0.2
+
+[[watch]]
+prefix = "uploads/"
+owner = "qa@example.com"
+recipe = "qc"
+params = { min_bytes = 1000 }
+
+[watch.sort]
+max_retries = 1
+retry_delay_seconds = 0.2
+"#;
+    std::fs::write(dir.root.path().join("vidsnap.toml"), config).unwrap();
+    let app = App::start(dir.root.path(), &env).await;
+    let token = app.register("qa@example.com").await;
+
+    let client = bucket.client();
+    let video = std::fs::read(clip("short3.mp4")).unwrap();
+    let put = |key: &'static str, bytes: Vec<u8>| {
+        let client = client.clone();
+        async move {
+            client
+                .put(&ObjectPath::parse(key).unwrap(), bytes.into())
+                .await
+                .unwrap();
+        }
+    };
+    let sidecar = |size: usize| {
+        json!({"Duration": 3, "File size": size, "Codec": "h264"})
+            .to_string()
+            .into_bytes()
+    };
+    put("uploads/pass é.json", sidecar(video.len())).await;
+    put("uploads/pass é.mp4", video.clone()).await;
+    put("uploads/lying.json", sidecar(video.len() - 1)).await;
+    put("uploads/lying.mp4", video.clone()).await;
+
+    let expected = [
+        "processed/pass é-qc.json",
+        "processed/pass é.json",
+        "processed/pass é.mp4",
+        "unable_to_process/lying-qc.json",
+        "unable_to_process/lying.json",
+        "unable_to_process/lying.mp4",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut keys = bucket.keys().await;
+        keys.sort();
+        if keys == expected {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "keys: {keys:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, counts) = app
+        .call(Method::GET, "/v1/qc/results/count", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{counts}");
+    assert_eq!(
+        (
+            &counts["processed"],
+            &counts["failed"],
+            &counts["unable_to_process"]
+        ),
+        (&json!(1), &json!(1), &json!(1)),
+        "{counts}"
+    );
+    // One video per file, whatever the copies' events said.
+    let (_, listed) = app
+        .call(Method::GET, "/v1/videos", Some(&token), None)
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+    assert!(app.stop().await.success());
+}
