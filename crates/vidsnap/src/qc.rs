@@ -25,18 +25,20 @@ pub(crate) struct QcArgs {
     /// Print qc.json on stdout instead of the text report (and no progress bar).
     #[arg(long)]
     pub json: bool,
+    // Every number takes a sign, so that `--min-bytes -1` is refused for its value rather than
+    // read as an unknown flag `-1`.
     /// The integrated loudness to meet, in LUFS (default -23, EBU R128).
     #[arg(long, value_name = "LUFS", allow_negative_numbers = true)]
     pub target_lufs: Option<f64>,
     /// How far from the target still meets it, in LU (default 1).
-    #[arg(long, value_name = "LU")]
+    #[arg(long, value_name = "LU", allow_negative_numbers = true)]
     pub lufs_tolerance: Option<f64>,
     /// Checks that must be ok for the file to pass, besides the rating, size and decode rule:
     /// comma-separated names (black,silence).
     #[arg(long, value_name = "CHECKS")]
     pub policy: Option<String>,
     /// Smaller files fail the size check (default 1048576: 1 MiB).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
     pub min_bytes: Option<u64>,
     /// Audio below this level is silence, in dBFS (default -60).
     #[arg(long, value_name = "DB", allow_negative_numbers = true)]

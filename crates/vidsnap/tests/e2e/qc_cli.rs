@@ -333,7 +333,11 @@ fn bad_flag_values_are_usage_errors() {
             &["--policy", "blur"],
             "--policy: unknown check \"blur\": use streams, size",
         ),
-        (&["--min-bytes", "-1"], "unexpected argument '-1'"),
+        (
+            &["--min-bytes", "-1"],
+            "invalid value '-1' for '--min-bytes <BYTES>'",
+        ),
+        (&["--lufs-tolerance", "-1"], "--lufs-tolerance: "),
         (&["--silence-db", "-200"], "--silence-db: "),
         (&["--every", "2s"], "unexpected argument '--every'"),
     ] {
