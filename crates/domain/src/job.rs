@@ -172,7 +172,9 @@ pub enum Change {
     },
     /// Runs a finished `step` again whatever its outcome, succeeded included, and everything
     /// downstream: the bucket workflow's retry of a file whose report said it failed.
-    Repeat { step: String },
+    Repeat {
+        step: String,
+    },
 }
 
 /// What a change did.

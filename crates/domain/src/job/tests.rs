@@ -425,12 +425,23 @@ fn a_repeat_runs_a_succeeded_step_again_but_never_a_running_one() {
     let (mut job, _) = job(diamond(), true, false);
     start(&mut job, "a", 1);
     assert!(
-        job.apply(Change::Repeat { step: "a".to_owned() }, t(2)).is_err(),
+        job.apply(
+            Change::Repeat {
+                step: "a".to_owned()
+            },
+            t(2)
+        )
+        .is_err(),
         "a running step is not repeated"
     );
     finish(&mut job, "a", ok(), 2);
     let applied = job
-        .apply(Change::Repeat { step: "a".to_owned() }, t(3))
+        .apply(
+            Change::Repeat {
+                step: "a".to_owned(),
+            },
+            t(3),
+        )
         .expect("a succeeded step is repeated");
     assert_eq!(job.cycle, 1);
     assert_eq!(applied.tasks.len(), 1, "the step runs again");
