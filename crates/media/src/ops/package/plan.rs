@@ -490,6 +490,10 @@ mod tests {
         assert_eq!(after("-g:v"), "120", "two segments at 30 fps");
         assert_eq!(after("-seg_duration"), "2");
         assert_eq!(after("-use_timeline"), "1");
+        assert!(
+            !args.iter().any(|a| a.contains("cmaf")),
+            "ffmpeg 5.1's +cmaf drops the edit lists, delaying video against audio"
+        );
         assert_eq!(after("-adaptation_sets"), "id=0,streams=v id=1,streams=a");
         assert_eq!(after("-b:v:1"), "1400k");
         assert_eq!(after("-maxrate:v:1"), "1540k");
