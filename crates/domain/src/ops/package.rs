@@ -283,7 +283,7 @@ fn ladder(value: &Value) -> Result<Vec<Rung>, String> {
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
-    rungs.sort_by(|a, b| b.short_side.cmp(&a.short_side));
+    rungs.sort_by_key(|rung| std::cmp::Reverse(rung.short_side));
     Ok(rungs)
 }
 
