@@ -4,7 +4,8 @@
 //! - [`router`]: every route, with the metrics middleware and a JSON 404; [`openapi`]: their
 //!   description (served at `/openapi.json`, rendered at `/docs`).
 //! - [`state`]: [`AppState`], what handlers share (ports as `Arc<dyn …>`, token keys, settings).
-//! - `routes/`: one module per resource: `auth` (accounts, tokens, API keys), `videos`
+//! - `routes/`: one module per resource: `auth` (accounts, tokens, API keys), `session`
+//!   (browser sign-in and sign-out with a cookie), `videos`
 //!   (create/list/show/delete/retry, SSE), `jobs` (run recipes over videos: create, list, show,
 //!   cancel, re-run a step, SSE, delete; the built-in recipes and operations), `uploads` (resumable uploads: tus 1.0.0 on the
 //!   upload core, `vidsnap-uploads`), `multipart` (direct multipart uploads to S3 through
@@ -14,7 +15,8 @@
 //!   it and describes it at once.
 //! - `openapi`: what the annotations do not say: security schemes, shared error answers, the
 //!   storage's signed blob routes, schemas of domain types.
-//! - [`auth`]: the [`auth::Caller`] extractor, passwords, tokens, external identities.
+//! - [`auth`]: the [`auth::Caller`] extractor, passwords, tokens, browser sessions (cookie and
+//!   CSRF origin check), external identities.
 //! - [`error`]: [`ApiError`], the one error type at the edge.
 //! - [`cors`]: the CORS layer for browser clients on other origins (`api.cors_origins`).
 //! - [`server`]: the HTTP server and its limits on clients (head, body and keep-alive timeouts,
@@ -43,6 +45,7 @@ pub use state::{ApiSettings, AppState, ReadinessChecks, Shared};
 fn described_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::auth::routes())
+        .merge(routes::session::routes())
         .merge(routes::videos::routes())
         .merge(routes::jobs::routes())
         .merge(routes::multipart::routes())

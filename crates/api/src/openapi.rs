@@ -25,7 +25,9 @@ use utoipa::{
         path::{OperationBuilder, ParameterBuilder, ParameterIn},
         request_body::RequestBodyBuilder,
         schema::{ObjectBuilder, OneOfBuilder, Type},
-        security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+        security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        },
     },
 };
 use vidsnap_domain::{
@@ -70,7 +72,7 @@ use vidsnap_domain::{
 )]
 pub(crate) struct ApiDoc;
 
-/// The two ways to send a credential, named in each authenticated operation's `security`.
+/// The three ways to send a credential, named in each authenticated operation's `security`.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -91,6 +93,15 @@ impl Modify for SecuritySchemes {
             ),
         );
         components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "vidsnap_session",
+                "The browser session cookie set by `POST /v1/auth/session`. Writes (POST, PUT, \
+                 PATCH, DELETE) it authenticates must come from the service's own origin \
+                 (`Origin` or `Referer`), else 403 `csrf-refused`.",
+            ))),
+        );
+        components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Api-Key",
@@ -106,16 +117,24 @@ pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
         if !path.starts_with("/v1/") {
             continue;
         }
+        // Whether the method writes: those authenticated by the session cookie get the CSRF
+        // origin check.
         let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-            &mut item.head,
-            &mut item.options,
+            (false, &mut item.get),
+            (true, &mut item.put),
+            (true, &mut item.post),
+            (true, &mut item.delete),
+            (true, &mut item.patch),
+            (false, &mut item.head),
+            (false, &mut item.options),
         ];
-        for operation in operations.into_iter().flatten() {
+        let operations = operations
+            .into_iter()
+            .filter_map(|(writes, operation)| Some((writes, operation.as_mut()?)));
+        for (writes, operation) in operations {
+            if let Some(security) = operation.security.as_mut().filter(|s| !s.is_empty()) {
+                security.push(SecurityRequirement::new("session", Vec::<String>::new()));
+            }
             let answers = &mut operation.responses.responses;
             if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
                 answers.entry("401".into()).or_insert_with(|| {
@@ -125,6 +144,16 @@ pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
                     )
                     .into()
                 });
+                if writes {
+                    answers.entry("403".into()).or_insert_with(|| {
+                        error(
+                            "Authenticated by the session cookie, but sent by another origin's \
+                             page, or naming no origin (`csrf-refused`).",
+                            "csrf-refused",
+                        )
+                        .into()
+                    });
+                }
             }
             let takes_json = operation
                 .request_body

@@ -32,6 +32,16 @@ pub struct ApiSettings {
     /// URLs from a browser (CORS), e.g. with tus-js-client; `["*"]` allows any. Empty: no CORS
     /// headers, same-origin pages and non-browser clients only.
     pub cors_origins: Vec<String>,
+    /// Browser session lifetime (the `vidsnap_session` cookie of `POST /v1/auth/session`).
+    pub session_seconds: u64,
+    /// Believe `X-Forwarded-Proto` and `X-Forwarded-Host`: set behind a proxy that ends TLS and
+    /// sets them. They decide whether the session cookie is `Secure` and what the service's own
+    /// origin is for the CSRF check; untrusted, anyone could send them.
+    pub trust_forwarded_proto: bool,
+    /// The public URL is `https://…` (`server.public_url`, set at start-up, not a key of its
+    /// own): session cookies are then always `Secure`.
+    #[serde(skip)]
+    pub public_https: bool,
 }
 
 impl Default for ApiSettings {
@@ -44,6 +54,9 @@ impl Default for ApiSettings {
             access_token_seconds: 900,
             refresh_token_seconds: 30 * 24 * 3600,
             cors_origins: Vec::new(),
+            session_seconds: 12 * 3600,
+            trust_forwarded_proto: false,
+            public_https: false,
         }
     }
 }

@@ -197,7 +197,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             Duration::from_secs(config.api.access_token_seconds),
             Duration::from_secs(config.api.refresh_token_seconds),
         ),
-        settings: config.api.clone(),
+        settings: vidsnap_api::ApiSettings {
+            public_https: public_url.starts_with("https://"),
+            ..config.api.clone()
+        },
         limits: config.limits.clone(),
         events: events.clone(),
         metrics: Some(metrics),

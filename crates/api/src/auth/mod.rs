@@ -5,10 +5,14 @@
 //! - a token from the configured OIDC issuer (e.g. Amazon Cognito), verified against its JWKS;
 //!   the user is provisioned on first sight.
 //!
+//! Without either header, the browser session cookie ([`session`]), with the CSRF origin check
+//! on unsafe methods.
+//!
 //! Identity is never taken from unverified headers.
 
 pub mod oidc;
 pub mod passwords;
+pub mod session;
 pub mod throttle;
 pub mod tokens;
 
@@ -58,10 +62,11 @@ impl FromRequestParts<AppState> for Caller {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .or_else(|| header("x-api-key"))
-            .ok_or_else(|| ApiError::unauthorized("sign in: send `Authorization: Bearer <token>`"))?
-            .trim()
-            .to_owned();
+            .or_else(|| header("x-api-key"));
+        let Some(credential) = credential else {
+            return Self::from_session(parts, state);
+        };
+        let credential = credential.trim().to_owned();
         let refused = || ApiError::unauthorized("the token is invalid or expired");
         if credential.starts_with("vsk_") {
             // Only a key that is not there is refused; a database that does not answer is a
@@ -90,5 +95,22 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(Self { user: user.id });
         }
         Err(refused())
+    }
+}
+
+impl Caller {
+    /// The browser session cookie, when no credential header was sent.
+    fn from_session(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = session::cookie(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("sign in: send `Authorization: Bearer <token>`")
+        })?;
+        let user = state
+            .keys
+            .verify_session(token)
+            .ok_or_else(|| ApiError::unauthorized("the session has expired: sign in again"))?;
+        if !parts.method.is_safe() {
+            session::check_origin(&parts.headers, &state.settings, true)?;
+        }
+        Ok(Self { user })
     }
 }

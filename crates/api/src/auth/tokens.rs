@@ -65,11 +65,37 @@ impl TokenKeys {
 
     /// The user an access token names, if it is ours, valid, unexpired and of the access type.
     pub fn verify_access(&self, token: &str) -> Option<UserId> {
+        self.verify(token, "access")
+    }
+
+    /// A signed browser-session token for `user`, valid for `ttl` (the session cookie's value).
+    pub fn session_token(
+        &self,
+        user: UserId,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            iat: now,
+            exp: now + ttl.as_secs() as i64,
+            typ: "session".into(),
+            iss: ISSUER.into(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    /// The user a session token names, if it is ours, valid, unexpired and of the session type.
+    pub fn verify_session(&self, token: &str) -> Option<UserId> {
+        self.verify(token, "session")
+    }
+
+    fn verify(&self, token: &str, typ: &str) -> Option<UserId> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 5;
         let data = decode::<Claims>(token, &self.decoding, &validation).ok()?;
-        if data.claims.typ != "access" {
+        if data.claims.typ != typ {
             return None;
         }
         data.claims.sub.parse().ok()
@@ -112,6 +138,18 @@ mod tests {
         let mut tampered = token.clone();
         tampered.push('x');
         assert_eq!(keys().verify_access(&tampered), None);
+    }
+
+    #[test]
+    fn session_and_access_tokens_are_not_interchangeable() {
+        let user = UserId::new();
+        let session = keys()
+            .session_token(user, Duration::from_secs(60))
+            .expect("token");
+        assert_eq!(keys().verify_session(&session), Some(user));
+        assert_eq!(keys().verify_access(&session), None);
+        let access = keys().access_token(user).expect("token");
+        assert_eq!(keys().verify_session(&access), None);
     }
 
     #[test]

@@ -183,6 +183,21 @@ async fn login(
     address: ClientAddress,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Json<Tokens>, axum::response::Response> {
+    let user = authenticate(&state, address, credentials).await?;
+    Ok(Json(
+        issue(&state, &user)
+            .await
+            .map_err(IntoResponse::into_response)?,
+    ))
+}
+
+/// The user whose e-mail and password these are, counting failures against the login limits
+/// (logins and browser sessions alike).
+pub(super) async fn authenticate(
+    state: &AppState,
+    address: ClientAddress,
+    credentials: Credentials,
+) -> Result<User, axum::response::Response> {
     let email = credentials.email.trim().to_lowercase();
     let throttle = state.login_throttle();
     let now = std::time::Instant::now();
@@ -205,11 +220,7 @@ async fn login(
         return Err(refused());
     }
     throttle.succeeded(&email);
-    Ok(Json(
-        issue(&state, &user)
-            .await
-            .map_err(IntoResponse::into_response)?,
-    ))
+    Ok(user)
 }
 
 /// 429 `too-many-attempts` with `Retry-After` in whole seconds.
@@ -230,7 +241,7 @@ fn too_many_attempts(wait: std::time::Duration) -> axum::response::Response {
 
 /// The client's address, when the server knows it (`into_make_service_with_connect_info`).
 #[derive(Debug, Clone, Copy)]
-struct ClientAddress(Option<std::net::IpAddr>);
+pub(super) struct ClientAddress(Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;

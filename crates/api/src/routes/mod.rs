@@ -7,6 +7,7 @@ pub mod health;
 pub mod jobs;
 pub mod multipart;
 pub mod qc;
+pub mod session;
 pub mod uploads;
 pub mod videos;
 pub mod webhooks;

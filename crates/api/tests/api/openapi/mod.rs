@@ -11,7 +11,7 @@
 //! - `/docs` is HTML that loads nothing from elsewhere.
 
 mod answers;
-mod support;
+pub mod support;
 mod tus;
 
 use std::{collections::BTreeSet, path::Path};
@@ -26,6 +26,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/v1/auth/register"),
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/session"),
+    ("DELETE", "/v1/auth/session"),
     ("GET", "/v1/me"),
     ("POST", "/v1/api-keys"),
     ("GET", "/v1/api-keys"),
@@ -59,6 +61,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("DELETE", "/v1/webhooks/{id}"),
     ("GET", "/v1/webhooks/{id}/deliveries"),
     ("POST", "/v1/webhooks/{id}/deliveries/{delivery}/redeliver"),
+    ("GET", "/v1/qc/results"),
+    ("GET", "/v1/qc/results/count"),
     ("PUT", "/v1/blobs/{key}"),
     ("GET", "/v1/blobs/{key}"),
     ("GET", "/healthz"),

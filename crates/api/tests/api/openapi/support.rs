@@ -33,6 +33,11 @@ pub struct TestApp {
 
 /// The router with a fresh SQLite database and blob directory, storage routes merged in.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|settings| settings).await
+}
+
+/// [`spawn_app`] with the API settings changed by `change`.
+pub async fn spawn_app_with(change: impl FnOnce(ApiSettings) -> ApiSettings) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(
         SqliteStore::open(&dir.path().join("vidsnap.db"))
@@ -61,13 +66,13 @@ pub async fn spawn_app() -> TestApp {
             Duration::from_secs(300),
             Duration::from_secs(3600),
         ),
-        settings: ApiSettings {
+        settings: change(ApiSettings {
             password_cost: PasswordCost {
                 memory_kib: 64,
                 iterations: 1,
             },
             ..ApiSettings::default()
-        },
+        }),
         limits: Limits::default(),
         events: events.clone(),
         metrics: None,
