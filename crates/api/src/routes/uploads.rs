@@ -10,7 +10,8 @@
 //!
 //! Every route but `OPTIONS` takes a [`Caller`]; another user's upload is a 404 like a missing
 //! one. `Upload-Metadata` carries `filename` (or `name`) and the processing options `every`,
-//! `mode`, `format`, validated as `POST /v1/videos` validates them; the video is created with the
+//! `mode`, `format`, validated as `POST /v1/videos` validates them, or a built-in `recipe` and
+//! its `params` (a JSON object) instead, as `recipe_name` and `params` there; the video is created with the
 //! upload (`awaiting_upload`), shown by `GET /v1/videos/{id}` (its id is in `Vidsnap-Video` and
 //! a `Link`), and queued when the last byte arrives, exactly as after a presigned PUT.
 
@@ -174,6 +175,7 @@ async fn create_upload(
     check_version(headers)?;
     let core = core(state)?;
     let (total, metadata) = declared(headers, state.limits.max_bytes)?;
+    let recipe;
     let video = {
         let mut fields = BTreeMap::new();
         let name = metadata
@@ -189,7 +191,10 @@ async fn create_upload(
         } else {
             check_file_name(&name, "metadata.filename", state, &mut fields);
         }
-        let options = options(requested(&metadata), "metadata", &mut fields);
+        let requested = requested(&metadata);
+        let options_given = requested.is_given();
+        let options = options(requested, "metadata", &mut fields);
+        recipe = builtin_recipe(state, &metadata, options_given, &mut fields);
         if !fields.is_empty() {
             return Err(ApiError::invalid(fields).into());
         }
@@ -210,7 +215,16 @@ async fn create_upload(
         .await
         .map_err(refusal)?;
     // Before any byte is appended: the last one starts the job.
-    start_processing(state, &job_video).await?;
+    match (recipe, job_video.job) {
+        (Some((recipe, name, params)), Some(job)) => {
+            state
+                .jobs
+                .create_for_video_with(job, &job_video, recipe, name, params)
+                .await
+                .map_err(|e| ApiError::from_port(e, "video"))?;
+        }
+        _ => start_processing(state, &job_video).await?,
+    }
     metrics::counter!("vidsnap_videos_created_total").increment(1);
     if let Some(length) = with_body {
         // The upload exists whatever happens to its first piece: answer 201 with the offset
@@ -444,6 +458,58 @@ fn declared(
         None => BTreeMap::new(),
     };
     Ok((total, metadata))
+}
+
+/// A checked built-in recipe for the video's job, when `Upload-Metadata` names one (`recipe`,
+/// with `params` as a JSON object), as `recipe_name` and `params` of `POST /v1/videos`: the
+/// browser UI picks recipes this way. Problems go into `fields` at `metadata.*`.
+fn builtin_recipe(
+    state: &AppState,
+    metadata: &BTreeMap<String, String>,
+    options_given: bool,
+    fields: &mut BTreeMap<String, String>,
+) -> Option<(vidsnap_domain::Recipe, Option<String>, serde_json::Value)> {
+    let params = match metadata.get("params").map(|p| serde_json::from_str(p)) {
+        None => serde_json::Value::Null,
+        Some(Ok(params @ serde_json::Value::Object(_))) => params,
+        Some(_) => {
+            fields.insert("metadata.params".into(), "must be a JSON object".into());
+            return None;
+        }
+    };
+    let Some(name) = metadata.get("recipe").map(|n| n.trim().to_owned()) else {
+        if !params.is_null() {
+            fields.insert("metadata.params".into(), "goes with metadata.recipe".into());
+        }
+        return None;
+    };
+    if options_given {
+        fields.insert(
+            "metadata".into(),
+            "frames options (every, mode, format) go with the default processing, not with \
+             recipe"
+                .into(),
+        );
+    }
+    match state
+        .jobs
+        .check(vidsnap_jobs::RecipeSource::Named(name), &params)
+    {
+        Ok((recipe, _)) if recipe.inputs.len() != 1 => {
+            fields.insert(
+                "metadata.recipe".into(),
+                "a video's recipe takes exactly one input: the video".into(),
+            );
+            None
+        }
+        Ok((recipe, name)) => Some((recipe, name, params)),
+        Err(problems) => {
+            for (path, problem) in problems.into_fields() {
+                fields.insert(format!("metadata.{path}"), problem);
+            }
+            None
+        }
+    }
 }
 
 /// The processing options `Upload-Metadata` asks for, as `POST /v1/videos` would receive them:

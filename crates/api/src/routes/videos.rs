@@ -79,7 +79,7 @@ pub struct NewOptions {
 }
 
 impl NewOptions {
-    fn is_given(&self) -> bool {
+    pub(crate) fn is_given(&self) -> bool {
         self.every.is_some() || self.mode.is_some() || self.format.is_some()
     }
 }

@@ -297,3 +297,60 @@ async fn tus_answers_are_documented_and_match_their_schemas() {
     )
     .await;
 }
+
+/// `recipe` and `params` in `Upload-Metadata` choose the video's job, as `recipe_name` and
+/// `params` of `POST /v1/videos` do; a bad one is refused at its metadata path.
+#[tokio::test]
+async fn upload_metadata_may_name_a_builtin_recipe() {
+    use StatusCode as S;
+    let app = spawn_app().await;
+    let token = token(&app).await;
+    let user = app.client(Some(&token));
+    let metadata = |recipe: &str, params: &str| {
+        format!(
+            "{},recipe {},params {}",
+            named("clip.mp4"),
+            STANDARD.encode(recipe),
+            STANDARD.encode(params)
+        )
+    };
+    let created = user
+        .call_raw(
+            S::CREATED,
+            "POST /v1/uploads",
+            &tus(&[
+                ("upload-length", "5"),
+                ("upload-metadata", &metadata("thumbnail", r#"{"at": 0.5}"#)),
+            ]),
+            Vec::new(),
+        )
+        .await;
+    let video = created.headers["vidsnap-video"].to_str().expect("id");
+    let shown = user
+        .call(S::OK, &format!("GET /v1/videos/{video}"), None)
+        .await;
+    let job = shown["job"].as_str().expect("the video's job");
+    let job = user.call(S::OK, &format!("GET /v1/jobs/{job}"), None).await;
+    assert_eq!(job["recipe_name"], "thumbnail", "{job}");
+    assert_eq!(job["params"]["at"], 0.5, "{job}");
+
+    for (recipe, params, field) in [
+        ("no-such-recipe", "{}", "metadata.recipe_name"),
+        ("thumbnail", "[1]", "metadata.params"),
+        ("thumbnail", r#"{"at": "soon"}"#, "metadata.params.at"),
+    ] {
+        let refused = user
+            .call_raw(
+                S::UNPROCESSABLE_ENTITY,
+                "POST /v1/uploads",
+                &tus(&[
+                    ("upload-length", "5"),
+                    ("upload-metadata", &metadata(recipe, params)),
+                ]),
+                Vec::new(),
+            )
+            .await;
+        let fields = &refused.body["error"]["fields"];
+        assert!(fields.get(field).is_some(), "{recipe} {params}: {fields}");
+    }
+}
