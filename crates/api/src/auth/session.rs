@@ -80,7 +80,11 @@ fn normalise(scheme: &str, authority: &str) -> String {
 /// context) names no origin and matches nothing.
 fn claimed_origin(headers: &HeaderMap) -> Option<String> {
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("null").trim().to_ascii_lowercase();
+        let origin = origin
+            .to_str()
+            .unwrap_or("null")
+            .trim()
+            .to_ascii_lowercase();
         return Some(match origin.split_once("://") {
             Some((scheme, authority)) => normalise(scheme, authority),
             None => origin,
