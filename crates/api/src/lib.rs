@@ -18,6 +18,8 @@
 //! - [`auth`]: the [`auth::Caller`] extractor, passwords, tokens, browser sessions (cookie and
 //!   CSRF origin check), external identities.
 //! - [`error`]: [`ApiError`], the one error type at the edge.
+//! - [`playback`]: signed playback URLs of packaged jobs (a token in the path, so relative
+//!   segment URIs keep it).
 //! - [`cors`]: the CORS layer for browser clients on other origins (`api.cors_origins`).
 //! - [`server`]: the HTTP server and its limits on clients (head, body and keep-alive timeouts,
 //!   a connection cap).
@@ -30,6 +32,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 mod openapi;
+pub mod playback;
 mod routes;
 pub mod server;
 pub mod state;
@@ -52,6 +55,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::uploads::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::qc::routes())
+        .merge(routes::playback::routes())
         .merge(routes::health::routes())
         .merge(routes::docs::routes())
 }

@@ -134,6 +134,8 @@ pub struct Shared {
     pub queue: Arc<dyn JobQueue>,
     pub blobs: Arc<dyn BlobStore>,
     pub keys: TokenKeys,
+    /// Signs the playback URLs of packaged jobs (`/v1/play/{token}/…`).
+    pub playback: crate::playback::PlaybackSigner,
     pub settings: ApiSettings,
     /// Acceptance rules for new videos (extension, size).
     pub limits: Limits,

@@ -21,7 +21,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use sha2::Sha256;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use vidsnap_domain::{PortError, PresignedRequest, UploadListener};
 
 use crate::{LocalStore, key};
@@ -344,6 +344,7 @@ async fn download(
     State(routes): State<BlobRoutes>,
     key: Result<Path<String>, PathRejection>,
     signed: Result<Query<Signed>, QueryRejection>,
+    request_headers: axum::http::HeaderMap,
 ) -> Response {
     let key = match key_of(key) {
         Ok(key) => key,
@@ -363,14 +364,91 @@ async fn download(
         }
     };
     let length = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let wanted = match byte_range(request_headers.get(header::RANGE), length) {
+        Ok(wanted) => wanted,
+        Err(()) => {
+            let mut response = refuse(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                "the range lies outside the blob",
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return response;
+        }
+    };
+    let (status, first, count) = match wanted {
+        Some((first, last)) => (StatusCode::PARTIAL_CONTENT, first, last - first + 1),
+        None => (StatusCode::OK, 0, length),
+    };
+    let mut file = file;
+    if first > 0
+        && let Err(e) = file.seek(std::io::SeekFrom::Start(first)).await
+    {
+        tracing::error!(%key, error = %e, "reading a blob failed");
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "reading the blob failed",
+        )
+        .into_response();
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(count)));
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(&key)),
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some((first, last)) = wanted
+        && let Ok(value) = HeaderValue::from_str(&format!("bytes {first}-{last}/{length}"))
+    {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
     response
+}
+
+/// The one byte range (first and last byte, inclusive) a `Range: bytes=…` header asks of a
+/// blob of `length` bytes: `Ok(None)` for no header, another unit or several ranges (served
+/// whole, as HTTP allows); `Err` when it cannot be satisfied.
+fn byte_range(header: Option<&HeaderValue>, length: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (first, last) = spec.split_once('-').ok_or(())?;
+    let (first, last) = (first.trim(), last.trim());
+    let (first, last) = if first.is_empty() {
+        // The last N bytes.
+        let n: u64 = last.parse().map_err(drop)?;
+        if n == 0 || length == 0 {
+            return Err(());
+        }
+        (length.saturating_sub(n), length - 1)
+    } else {
+        let first: u64 = first.parse().map_err(drop)?;
+        let last = if last.is_empty() {
+            length.saturating_sub(1)
+        } else {
+            last.parse::<u64>()
+                .map_err(drop)?
+                .min(length.saturating_sub(1))
+        };
+        (first, last)
+    };
+    if first >= length || first > last {
+        return Err(());
+    }
+    Ok(Some((first, last)))
 }
 
 /// The content type of an output or upload, by extension.
@@ -386,6 +464,10 @@ pub fn content_type(key: &str) -> &'static str {
         Some("webp") => "image/webp",
         Some("mp4") => "video/mp4",
         Some("json") => "application/json",
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("mpd") => "application/dash+xml",
+        Some("m4s") => "video/iso.segment",
+        Some("m4a") => "audio/mp4",
         _ => "application/octet-stream",
     }
 }
@@ -393,6 +475,29 @@ pub fn content_type(key: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_ranges_are_read_as_http_says() {
+        let range =
+            |text: &str| byte_range(Some(&HeaderValue::from_str(text).expect("ascii")), 100);
+        assert_eq!(byte_range(None, 100), Ok(None));
+        assert_eq!(range("bytes=0-9"), Ok(Some((0, 9))));
+        assert_eq!(range("bytes=90-"), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-10"), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-1000"), Ok(Some((0, 99))));
+        assert_eq!(range("bytes=50-1000"), Ok(Some((50, 99))));
+        assert_eq!(range("bytes=0-1,5-6"), Ok(None), "several: served whole");
+        assert_eq!(range("items=0-1"), Ok(None));
+        for bad in [
+            "bytes=100-",
+            "bytes=9-1",
+            "bytes=-0",
+            "bytes=x-1",
+            "bytes=5",
+        ] {
+            assert_eq!(range(bad), Err(()), "{bad}");
+        }
+    }
 
     #[test]
     fn signatures_cover_method_key_and_expiry() {

@@ -197,6 +197,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             Duration::from_secs(config.api.access_token_seconds),
             Duration::from_secs(config.api.refresh_token_seconds),
         ),
+        playback: vidsnap_api::playback::PlaybackSigner::new(
+            derive_key(&secret, b"playback-urls"),
+            public_url.clone(),
+        ),
         settings: vidsnap_api::ApiSettings {
             public_https: public_url.starts_with("https://"),
             ..config.api.clone()

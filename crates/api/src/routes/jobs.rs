@@ -151,8 +151,23 @@ pub struct JobView {
     /// Only where the job is shown alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<StepEventView>>,
+    /// For a job whose `package` step succeeded, shown alone: where players fetch it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playback: Option<PlaybackView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// HLS and DASH URLs of a packaged job: the path carries a signed token covering the package's
+/// folder, so the relative URIs inside resolve with it; no credential header is needed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlaybackView {
+    /// The HLS master playlist (`application/vnd.apple.mpegurl`).
+    pub hls: String,
+    /// The DASH MPD (`application/dash+xml`).
+    pub dash: String,
+    /// After this the URLs are refused (`playback-expired`): fetch the job again.
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -217,6 +232,28 @@ async fn view(state: &AppState, job: Job, alone: bool) -> ApiResult<JobView> {
     } else {
         None
     };
+    let playback = if alone {
+        job.recipe
+            .steps
+            .iter()
+            .filter(|spec| matches!(spec.op, vidsnap_domain::Operation::Package(_)))
+            .find(|spec| {
+                job.step(&spec.name).is_some_and(|step| {
+                    step.status == vidsnap_domain::StepStatus::Succeeded
+                        && step.artefacts.iter().any(|a| a.name == "hls")
+                })
+            })
+            .map(|spec| {
+                let (folder, expires_at) = state.playback.folder(job.id, &spec.name, Utc::now());
+                PlaybackView {
+                    hls: format!("{folder}master.m3u8"),
+                    dash: format!("{folder}manifest.mpd"),
+                    expires_at,
+                }
+            })
+    } else {
+        None
+    };
     let mut steps = Vec::with_capacity(job.steps.len());
     for spec in &job.recipe.steps {
         let Some(step) = job.step(&spec.name) else {
@@ -275,6 +312,7 @@ async fn view(state: &AppState, job: Job, alone: bool) -> ApiResult<JobView> {
         video: job.video,
         steps,
         history,
+        playback,
         created_at: job.created_at,
         updated_at: job.updated_at,
     })

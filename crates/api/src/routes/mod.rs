@@ -6,6 +6,7 @@ mod follow;
 pub mod health;
 pub mod jobs;
 pub mod multipart;
+pub mod playback;
 pub mod qc;
 pub mod session;
 pub mod uploads;

@@ -595,6 +595,10 @@ async fn app(verifier: OidcVerifier, dir: &std::path::Path) -> Router {
             std::time::Duration::from_secs(60),
             std::time::Duration::from_secs(600),
         ),
+        playback: vidsnap_api::playback::PlaybackSigner::new(
+            b"playback secret".to_vec(),
+            "http://vidsnap.test",
+        ),
         settings: vidsnap_api::ApiSettings::default(),
         limits: vidsnap_domain::Limits::default(),
         events: vidsnap_api::events::VideoEvents::default(),

@@ -66,6 +66,10 @@ pub async fn spawn_app_with(change: impl FnOnce(ApiSettings) -> ApiSettings) -> 
             Duration::from_secs(300),
             Duration::from_secs(3600),
         ),
+        playback: vidsnap_api::playback::PlaybackSigner::new(
+            b"playback secret".to_vec(),
+            "http://vidsnap.test",
+        ),
         settings: change(ApiSettings {
             password_cost: PasswordCost {
                 memory_kib: 64,

@@ -9,6 +9,7 @@ mod flow;
 mod isolation;
 mod jobs;
 mod multipart;
+mod playback;
 mod s3_events;
 mod sorting;
 mod support;
