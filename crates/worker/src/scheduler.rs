@@ -156,6 +156,15 @@ impl Scheduler {
         }
         let (mut next_requeue, mut next_cleanup) = (Instant::now(), Instant::now());
         let (mut next_storage, mut next_sort) = (Instant::now(), Instant::now());
+        if sort_every.is_some() {
+            // Every series exists from the start, so `increase()` sees the first file after a
+            // restart (an alert on `unable_to_process` would miss it otherwise).
+            for outcome in vidsnap_domain::QcOutcome::ALL {
+                metrics::counter!("vidsnap_qc_outcomes_total", "outcome" => outcome.as_str())
+                    .increment(0);
+            }
+            metrics::counter!("vidsnap_qc_sort_errors_total").increment(0);
+        }
         loop {
             let now = Instant::now();
             if let Some(every) = requeue_every

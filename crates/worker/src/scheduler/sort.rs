@@ -60,6 +60,7 @@ impl Sorter<'_> {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list the files to sort");
                 sorted.errors += 1;
+                metrics::counter!("vidsnap_qc_sort_errors_total").increment(1);
                 return sorted;
             }
         };
