@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`router`]: every route, with the metrics middleware and a JSON 404; [`openapi`]: their
-//!   description (served at `/openapi.json`, rendered at `/docs`).
+//!   description (served at `/openapi.json`, rendered at `/docs`). [`router_with_ui`]: the same
+//!   with the web UI (`vidsnap-web`) answering outside `/v1`.
 //! - [`state`]: [`AppState`], what handlers share (ports as `Arc<dyn …>`, token keys, settings).
 //! - `routes/`: one module per resource: `auth` (accounts, tokens, API keys), `session`
 //!   (browser sign-in and sign-out with a cookie), `videos`
@@ -37,7 +38,7 @@ mod routes;
 pub mod server;
 pub mod state;
 
-use axum::{Router, http::StatusCode, middleware};
+use axum::{Router, http::StatusCode, middleware, response::IntoResponse};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -62,9 +63,35 @@ fn described_routes() -> OpenApiRouter<AppState> {
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
+    with_fallback(state, None)
+}
+
+/// Every route of the API, and `ui` answering the paths no route takes outside `/v1` (the web
+/// UI's pages and assets). An unknown `/v1/…` is still the API's JSON 404.
+pub fn router_with_ui(state: AppState, ui: Router) -> Router {
+    with_fallback(state, Some(ui))
+}
+
+fn with_fallback(state: AppState, ui: Option<Router>) -> Router {
+    use tower::ServiceExt;
     let (routes, _) = described_routes().split_for_parts();
+    let fallback = move |request: axum::extract::Request| {
+        let ui = ui.clone();
+        async move {
+            let path = request.uri().path();
+            let api = path == "/v1" || path.starts_with("/v1/");
+            match ui.filter(|_| !api) {
+                Some(ui) => match ui.oneshot(request).await {
+                    Ok(answer) => answer,
+                    Err(never) => match never {},
+                },
+                None => ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route")
+                    .into_response(),
+            }
+        }
+    };
     routes
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
+        .fallback(fallback)
         .layer(middleware::map_response(error::framework_errors_as_json))
         .layer(middleware::from_fn(routes::health::track))
         .with_state(state)

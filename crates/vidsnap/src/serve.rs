@@ -223,7 +223,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     // Worker and scheduler processes answer health checks and metrics only.
     let mut app = if role.serves_api() {
-        vidsnap_api::router(state)
+        vidsnap_api::router_with_ui(state, vidsnap_web::router())
     } else {
         vidsnap_api::health_router(state)
     };
