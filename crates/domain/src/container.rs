@@ -56,6 +56,17 @@ impl Container {
         }
     }
 
+    /// Whether a file name claims an audio-only format (`.m4a`, `.mp3`, `.wav`, …): not a video
+    /// container, but what a recipe other than the frames one may take (`qc` rates audio-only
+    /// files 1 and 2).
+    pub fn is_audio_file_name(name: &str) -> bool {
+        const AUDIO: [&str; 7] = ["m4a", "mp3", "wav", "aac", "flac", "ogg", "opus"];
+        Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| AUDIO.iter().any(|a| a.eq_ignore_ascii_case(e)))
+    }
+
     /// The container a file name claims, by its extension, case-insensitively.
     pub fn from_file_name(name: &str) -> Option<Self> {
         let extension = Path::new(name).extension()?.to_str()?;

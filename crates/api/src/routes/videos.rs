@@ -326,7 +326,8 @@ pub(crate) fn check_file_name(
         fields.insert(
             field.into(),
             format!(
-                "the extension must be one of {}",
+                "the extension must be one of {} (audio files such as .m4a, .mp3 and .wav \
+                 with a recipe of their own, e.g. qc)",
                 vidsnap_domain::Container::list(&state.limits.containers)
             ),
         );
@@ -357,6 +358,16 @@ async fn create(
     let mut fields = BTreeMap::new();
     let file_name = new.file_name.trim().to_owned();
     check_file_name(&file_name, "file_name", &state, &mut fields);
+    // An audio-only file is not a video container, but a recipe of its own (qc) may take it.
+    let recipe_given = new.recipe.is_some() || new.recipe_name.is_some();
+    if recipe_given
+        && vidsnap_domain::Container::is_audio_file_name(&file_name)
+        && fields
+            .get("file_name")
+            .is_some_and(|why| why.starts_with("the extension"))
+    {
+        fields.remove("file_name");
+    }
     match (new.size, state.limits.max_bytes) {
         (Some(0), _) => {
             fields.insert("size".into(), "must be greater than zero".into());

@@ -2,6 +2,7 @@
 //! ffmpeg, a real SMTP listener (aiosmtpd), a real webhook receiver, and the official tus
 //! clients (tuspy, tus-js-client).
 
+mod audio;
 mod clients;
 mod cluster;
 mod failures;
