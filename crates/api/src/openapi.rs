@@ -113,6 +113,12 @@ impl Modify for SecuritySchemes {
 
 /// Adds what no annotation says: the shared answers and the blob routes.
 pub(crate) fn complete(mut api: openapi::OpenApi) -> openapi::OpenApi {
+    // axum's catch-all `{*file}` is OpenAPI's `{file}` (a value that may hold slashes).
+    let paths = std::mem::take(&mut api.paths.paths);
+    api.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
     for (path, item) in api.paths.paths.iter_mut() {
         if !path.starts_with("/v1/") {
             continue;

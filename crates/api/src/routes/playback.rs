@@ -12,24 +12,40 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use vidsnap_domain::{Operation, PortError, StepStatus};
 
-use crate::{ApiError, ApiResult, AppState, playback::Refusal};
+use crate::{ApiError, ApiResult, AppState, openapi::ErrorBody, playback::Refusal};
 
-/// A plain route: the file is a path of any depth (`stream0/seg-00001.m4s`), which the OpenAPI
-/// description cannot say; `playback` in `GET /v1/jobs/{id}` documents the URLs.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().route("/v1/play/{token}/{*file}", axum::routing::get(play))
+    OpenApiRouter::new().routes(routes!(play))
 }
 
 /// Segment redirects are valid this long: a player fetches a segment right after its playlist.
 const SEGMENT_URL_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// `GET /v1/play/{token}/{*file}`: a file of a packaged job's HLS/DASH folder: `master.m3u8`, `manifest.mpd`, the variant
+/// Play a packaged job
+///
+/// A file of a packaged job's HLS/DASH folder: `master.m3u8`, `manifest.mpd`, the variant
 /// playlists (served here), and the segments (a 302 to a short-lived signed storage URL). The
 /// URLs come from `playback` in `GET /v1/jobs/{id}`; the token in the path is the authorization
 /// (no credential header), so players resolve relative URIs with it.
+#[utoipa::path(
+    get,
+    path = "/v1/play/{token}/{*file}",
+    operation_id = "play",
+    tag = "jobs",
+    params(
+        ("token" = String, Path, description = "From `playback` in `GET /v1/jobs/{id}`."),
+        ("file" = String, Path, description = "A file of the package, e.g. `master.m3u8`, `stream0/seg-00001.m4s`."),
+    ),
+    responses(
+        (status = 200, description = "A playlist or the MPD.", content_type = "application/vnd.apple.mpegurl"),
+        (status = 302, description = "A segment: its signed storage URL."),
+        (status = 403, description = "A tampered (`playback-refused`) or expired (`playback-expired`) token.", body = ErrorBody),
+        (status = 404, description = "No such job, package or file.", body = ErrorBody),
+    ),
+)]
 async fn play(
     State(state): State<AppState>,
     Path((token, file)): Path<(String, String)>,

@@ -65,6 +65,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/v1/qc/results/count"),
     ("PUT", "/v1/blobs/{key}"),
     ("GET", "/v1/blobs/{key}"),
+    ("GET", "/v1/play/{token}/{file}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
