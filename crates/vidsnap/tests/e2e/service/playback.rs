@@ -61,31 +61,8 @@ async fn a_packaged_job_plays_over_http_with_signed_urls() {
     let ana = app.register("ana@example.com").await;
     let bo = app.register("bo@example.com").await;
     let video = app.upload(&ana, &clip("av6.mp4"), "talk.mp4", "10s").await;
-    let (status, created) = app
-        .call(
-            Method::POST,
-            "/v1/jobs",
-            Some(&ana),
-            Some(json!({"recipe_name": "package", "inputs": {"video": video}, "params": {"segment": 2}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let job = loop {
-        let (_, job) = app
-            .call(Method::GET, &format!("/v1/jobs/{id}"), Some(&ana), None)
-            .await;
-        if job["status"] == "succeeded" {
-            break job;
-        }
-        assert!(
-            job["status"] != "failed" && job["status"] != "dead",
-            "{job}"
-        );
-        assert!(std::time::Instant::now() < deadline, "not packaged: {job}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let job = package(&app, &ana, &video).await;
+    let id = job["id"].as_str().unwrap().to_owned();
     let hls = job["playback"]["hls"].as_str().unwrap().to_owned();
     let dash = job["playback"]["dash"].as_str().unwrap().to_owned();
     assert!(
@@ -182,5 +159,50 @@ async fn a_packaged_job_plays_over_http_with_signed_urls() {
         .call(Method::GET, &format!("/v1/jobs/{id}"), Some(&bo), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A source without audio: no audio rendition, the video plays to its end.
+    let silent = app
+        .upload(&ana, &clip("short3.mp4"), "silent.mp4", "10s")
+        .await;
+    let job = package(&app, &ana, &silent).await;
+    let hls = job["playback"]["hls"].as_str().unwrap();
+    let streams = frames_per_stream(hls);
+    assert!(
+        streams.iter().all(|(kind, _)| kind == "video"),
+        "{streams:?}"
+    );
+    assert!(
+        streams.iter().all(|(_, n)| (74..=76).contains(n)),
+        "3 s at 25 fps: {streams:?}"
+    );
     assert!(app.stop().await.success());
+}
+
+/// Packages `video` (2 s segments) and waits for the job to succeed.
+async fn package(app: &App, token: &str, video: &str) -> Value {
+    let (status, created) = app
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(token),
+            Some(json!({"recipe_name": "package", "inputs": {"video": video}, "params": {"segment": 2}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, job) = app
+            .call(Method::GET, &format!("/v1/jobs/{id}"), Some(token), None)
+            .await;
+        if job["status"] == "succeeded" {
+            return job;
+        }
+        assert!(
+            job["status"] != "failed" && job["status"] != "dead",
+            "{job}"
+        );
+        assert!(std::time::Instant::now() < deadline, "not packaged: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
