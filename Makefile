@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 BIN_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run demo test deps lint check-deploy fmt bench cluster cluster-smoke chaos chaos-light
+.PHONY: run demo test test-web screenshots deps lint check-deploy fmt bench cluster cluster-smoke chaos chaos-light
 
 ## make run: install what is missing, build, and run the service on the embedded defaults.
 run: deps
@@ -17,10 +17,12 @@ demo: deps
 	scripts/demo.sh "$(BIN_DIR)/release/vidsnap"
 
 ## make test: formatting, lints (warnings are errors), the deployment files, then every test,
-## then `make cluster`'s walk-through and the light chaos suite on the binary the tests ran.
+## the web UI's browser tests (headless Chromium, ~40 s), then `make cluster`'s walk-through and
+## the light chaos suite on the binary the tests ran.
 test: deps lint check-deploy
 	scripts/test-services.sh
 	$(CARGO) test --workspace --all-targets
+	scripts/test-web.sh "$(BIN_DIR)/debug/vidsnap"
 	$(MAKE) --no-print-directory cluster-smoke CLUSTER_BIN="$(BIN_DIR)/debug/vidsnap"
 	VIDSNAP_BIN="$(BIN_DIR)/debug/vidsnap" chaos/run --light
 
@@ -40,6 +42,16 @@ cluster-smoke:
 	  timeout --kill-after=30 360 scripts/cluster.sh --smoke --queue $$queue \
 	    --bin "$(or $(CLUSTER_BIN),$(BIN_DIR)/debug/vidsnap)" || exit 1; \
 	done
+
+## make test-web: only the web UI's browser tests, on a fresh debug build.
+test-web: deps
+	$(CARGO) build -p vidsnap
+	scripts/test-web.sh "$(BIN_DIR)/debug/vidsnap"
+
+## make screenshots: docs/screenshots/*.png of the web UI's main pages, regenerated.
+screenshots: deps
+	$(CARGO) build -p vidsnap
+	scripts/screenshots.sh "$(BIN_DIR)/debug/vidsnap"
 
 deps:
 	scripts/install-deps.sh
