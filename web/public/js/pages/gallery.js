@@ -29,7 +29,7 @@ export async function galleryPage(main, id, stepName) {
     h('p', {}, h('span', {}, `requested ${seconds(frame.requested_time)}`), h('br'), h('span', { class: 'hint' }, `actual ${seconds(frame.actual_time)}`)));
   }));
   replace(main,
-    h('p', {}, h('a', { href: `/jobs/${id}` }, '← Job ', id.slice(0, 8))),
+    h('p', {}, h('a', { href: `/jobs/${id}` }, '← Job ', id.slice(-8))),
     h('h1', {}, `Frames of ${stepName}`),
     h('p', {}, `${manifest.frames.length} frames`, manifest.interval ? `, every ${seconds(manifest.interval)} (${manifest.mode}, ${manifest.format})` : '', '. ',
       zip ? h('a', { href: zip.url, download: '', class: 'button' }, 'Download the zip') : null),

@@ -12,13 +12,13 @@ const RETRYABLE = ['failed', 'dead', 'cancelled'];
 
 export async function jobPage(main, id) {
   let job = await get(`/v1/jobs/${id}`);
-  document.title = `Job ${id.slice(0, 8)} · Vidsnap`;
+  document.title = `Job ${id.slice(-8)} · Vidsnap`;
   const status = h('p', { class: 'job-status', 'aria-live': 'polite' });
   const steps = h('div', { class: 'steps' });
   const actions = h('div', { class: 'actions' });
   const errors = h('div');
   const extras = h('div');
-  replace(main, h('h1', {}, `Job ${id.slice(0, 8)}`), status, actions, errors, steps, extras);
+  replace(main, h('h1', {}, `Job ${id.slice(-8)}`), status, actions, errors, steps, extras);
   const act = async (what, path, body) => {
     errors.replaceChildren();
     try {

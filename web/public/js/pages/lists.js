@@ -18,7 +18,7 @@ export function jobsPage(main) {
     event: 'job', events: (job) => `/v1/jobs/${job.id}/events`,
     head: ['Job', 'Recipe', 'Status', 'Steps', 'Created'],
     row: (job) => [
-      h('a', { href: `/jobs/${job.id}` }, job.id.slice(0, 8)),
+      h('a', { href: `/jobs/${job.id}` }, job.id.slice(-8)),
       job.recipe_name || 'custom',
       badge(job.status),
       job.steps.map((s) => `${s.name}: ${s.status}`).join(', '),
