@@ -43,7 +43,23 @@ fn main() {
     );
 
     let mut files = Vec::new();
-    collect(&public, &public, &mut files);
+    if public.is_dir() {
+        collect(&public, &public, &mut files);
+    } else {
+        // A build context without web/ (an image built from crates/ alone): the API works,
+        // the page says what is missing.
+        println!(
+            "cargo::warning={} is missing: the binary serves no web UI",
+            public.display()
+        );
+        files.push(File {
+            path: "index.html".to_owned(),
+            bytes:
+                b"<!doctype html><title>Vidsnap</title><p>This build of Vidsnap has no web UI \
+                     (web/public was not in its build context). The API is at /v1; see /docs.</p>\n"
+                    .to_vec(),
+        });
+    }
     for (served, source) in LIBRARIES {
         let path = web.join("node_modules").join(source);
         println!("cargo::rerun-if-changed={}", path.display());
