@@ -12,6 +12,9 @@
 mod frames;
 mod probe;
 mod qc;
+mod scenes;
+mod smart_thumbnail;
+mod storyboard;
 mod thumbnail;
 
 use std::path::{Path, PathBuf};
@@ -124,6 +127,15 @@ impl MediaEngine {
                 thumbnail::run(self, options, &inputs[0], work, progress).await
             }
             Operation::Qc(options) => qc::run(self, options, &inputs[0], work, progress).await,
+            Operation::Storyboard(options) => {
+                storyboard::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::Scenes(options) => {
+                scenes::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::SmartThumbnail(options) => {
+                smart_thumbnail::run(self, options, &inputs[0], work, progress).await
+            }
         }
     }
 }
