@@ -618,6 +618,76 @@ pub fn builtins() -> Vec<RecipeDoc> {
                  "after": ["probe", "thumbnail"]}
             ]
         })),
+        doc(serde_json::json!({
+            "name": "storyboard",
+            "description": "Sprite sheets of a tile every `every` seconds, with the WebVTT file \
+                            players read for scrubbing previews.",
+            "params": {
+                "every": {"default": "5s", "description": "seconds between tiles"},
+                "width": {"default": 160, "description": "tile width in pixels (even); the height \
+                          follows the video"},
+                "columns": {"default": 10, "description": "tiles per row of a sheet"},
+                "rows": {"default": 10, "description": "rows per sheet"},
+                "mode": {"default": "exact", "description": "exact or keyframe (faster)"}
+            },
+            "steps": [{
+                "name": "storyboard",
+                "op": "storyboard",
+                "options": {
+                    "every": {"$param": "every"},
+                    "width": {"$param": "width"},
+                    "columns": {"$param": "columns"},
+                    "rows": {"$param": "rows"},
+                    "mode": {"$param": "mode"}
+                }
+            }]
+        })),
+        doc(serde_json::json!({
+            "name": "scenes",
+            "description": "The frames where a new shot starts, with their scores and times, \
+                            zipped with a manifest.",
+            "params": {
+                "threshold": {"default": 0.3, "description": "score (0-1) above which a frame \
+                              starts a new shot, as ffmpeg's scene score"},
+                "min_gap": {"default": 1, "description": "seconds within which two cuts are one"},
+                "max_scenes": {"default": 100, "description": "keep at most this many cuts, the \
+                               strongest"}
+            },
+            "steps": [{
+                "name": "scenes",
+                "op": "scenes",
+                "options": {
+                    "threshold": {"$param": "threshold"},
+                    "min_gap": {"$param": "min_gap"},
+                    "max_scenes": {"$param": "max_scenes"}
+                }
+            }]
+        })),
+        doc(serde_json::json!({
+            "name": "smart_thumbnail",
+            "description": "The best poster frame among evenly spaced candidates (not black, not \
+                            blurred, not a fade), with a manifest scoring each.",
+            "params": {
+                "candidates": {"default": 10, "description": "how many frames to measure"}
+            },
+            "steps": [{
+                "name": "thumbnail",
+                "op": "smart_thumbnail",
+                "options": {"candidates": {"$param": "candidates"}}
+            }]
+        })),
+        doc(serde_json::json!({
+            "name": "player",
+            "description": "What a video player shows before and while it plays: the best poster \
+                            frame and a storyboard for scrubbing, side by side.",
+            "params": {
+                "every": {"default": "5s", "description": "seconds between storyboard tiles"}
+            },
+            "steps": [
+                {"name": "poster", "op": "smart_thumbnail"},
+                {"name": "storyboard", "op": "storyboard", "options": {"every": {"$param": "every"}}}
+            ]
+        })),
     ]
 }
 
@@ -690,6 +760,61 @@ mod tests {
         }
         let f = fields(package.check(&json!({"ladder": "720,721"})));
         assert!(f["params.ladder"].contains("rung 2"), "{f:?}");
+    }
+
+    #[test]
+    fn the_storyboard_scenes_and_poster_builtins_take_their_parameters() {
+        let storyboard = builtin("storyboard").expect("built in");
+        let recipe = storyboard
+            .check(&json!({"every": "2s", "columns": 5, "mode": "keyframe"}))
+            .expect("valid");
+        match &recipe.steps[0].op {
+            Operation::Storyboard(options) => {
+                assert_eq!(options.every.seconds(), 2.0);
+                assert_eq!((options.columns, options.rows), (5, 10));
+                assert_eq!(options.mode, crate::FrameMode::Keyframe);
+            }
+            other => panic!("{other:?}"),
+        }
+        let f = fields(storyboard.check(&json!({"columns": 70, "width": 161})));
+        assert_eq!(
+            f.keys().collect::<Vec<_>>(),
+            ["params.columns", "params.width"],
+            "{f:?}"
+        );
+
+        let scenes = builtin("scenes").expect("built in");
+        let recipe = scenes
+            .check(&json!({"threshold": 0.5, "min_gap": "250ms"}))
+            .expect("valid");
+        match &recipe.steps[0].op {
+            Operation::Scenes(options) => {
+                assert_eq!((options.threshold, options.min_gap), (0.5, 0.25));
+                assert_eq!(options.max_scenes, 100);
+            }
+            other => panic!("{other:?}"),
+        }
+        let f = fields(scenes.check(&json!({"max_scenes": 5000})));
+        assert!(f["params.max_scenes"].contains("1000"), "{f:?}");
+
+        let poster = builtin("smart_thumbnail").expect("built in");
+        let f = fields(poster.check(&json!({"candidates": 1000})));
+        assert!(f["params.candidates"].contains("100"), "{f:?}");
+
+        // The smart thumbnail as a step beside another.
+        let player = builtin("player")
+            .expect("built in")
+            .check(&Value::Null)
+            .expect("valid");
+        let ops: Vec<(&str, &str)> = player
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.op.name()))
+            .collect();
+        assert_eq!(
+            ops,
+            [("poster", "smart_thumbnail"), ("storyboard", "storyboard")]
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@ mod frames;
 mod package;
 mod probe;
 mod qc;
+mod scenes;
+mod smart_thumbnail;
+mod storyboard;
 mod thumbnail;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +30,9 @@ pub use package::{
 };
 pub use probe::ProbeOptions;
 pub use qc::{MIB, QcCheck, QcOptions};
+pub use scenes::{MAX_SCENES, ScenesOptions};
+pub use smart_thumbnail::{MAX_CANDIDATES, SmartThumbnailOptions};
+pub use storyboard::{MAX_SPRITE_SIDE, MAX_SPRITES, MAX_TILES_PER_SPRITE, StoryboardOptions};
 pub use thumbnail::ThumbnailOptions;
 
 /// An operation with its checked options.
@@ -44,6 +50,12 @@ pub enum Operation {
     /// HLS and DASH from one encode: a ladder of H.264 renditions and AAC audio in CMAF
     /// segments, `master.m3u8` and `manifest.mpd`.
     Package(PackageOptions),
+    /// Tiles every N seconds on sprite sheets, with a WebVTT map for scrubbing previews.
+    Storyboard(StoryboardOptions),
+    /// The frames where a new shot starts, with their scores, in the frames manifest format.
+    Scenes(ScenesOptions),
+    /// The best poster frame among evenly spaced candidates, with a score per candidate.
+    SmartThumbnail(SmartThumbnailOptions),
 }
 
 /// What an operation is called in a recipe, and what it needs and makes.
@@ -59,12 +71,15 @@ pub struct OperationInfo {
 
 impl Operation {
     /// Every operation, for `GET /v1/recipes` and the docs.
-    pub const ALL: [OperationInfo; 5] = [
+    pub const ALL: [OperationInfo; 8] = [
         probe::INFO,
         frames::INFO,
         thumbnail::INFO,
         qc::INFO,
         package::INFO,
+        storyboard::INFO,
+        scenes::INFO,
+        smart_thumbnail::INFO,
     ];
 
     pub fn info(&self) -> &'static OperationInfo {
@@ -74,6 +89,9 @@ impl Operation {
             Self::Thumbnail(_) => &Self::ALL[2],
             Self::Qc(_) => &Self::ALL[3],
             Self::Package(_) => &Self::ALL[4],
+            Self::Storyboard(_) => &Self::ALL[5],
+            Self::Scenes(_) => &Self::ALL[6],
+            Self::SmartThumbnail(_) => &Self::ALL[7],
         }
     }
 
@@ -96,6 +114,9 @@ impl Operation {
             "thumbnail" => thumbnail::parse(object, path).map(Self::Thumbnail),
             "qc" => qc::parse(object, path).map(Self::Qc),
             "package" => package::parse(object, path).map(Self::Package),
+            "storyboard" => storyboard::parse(object, path).map(Self::Storyboard),
+            "scenes" => scenes::parse(object, path).map(Self::Scenes),
+            "smart_thumbnail" => smart_thumbnail::parse(object, path).map(Self::SmartThumbnail),
             other => {
                 let known: Vec<&str> = Self::ALL.iter().map(|info| info.name).collect();
                 Err(Problems::one(
@@ -137,6 +158,16 @@ mod tests {
         .expect("valid");
         let again = Operation::parse(op.name(), &op.options(), "o").expect("valid");
         assert_eq!(op, again);
+    }
+
+    #[test]
+    fn every_operation_parses_its_defaults_under_its_own_name() {
+        for info in Operation::ALL {
+            let op = Operation::parse(info.name, &Value::Null, "o").expect("defaults are valid");
+            assert_eq!(op.info(), &info, "{}", info.name);
+            let tagged = serde_json::to_value(&op).expect("json");
+            assert_eq!(tagged["op"], info.name);
+        }
     }
 
     #[test]

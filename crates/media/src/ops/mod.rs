@@ -13,6 +13,9 @@ mod frames;
 mod package;
 mod probe;
 mod qc;
+mod scenes;
+mod smart_thumbnail;
+mod storyboard;
 mod thumbnail;
 
 use std::path::{Path, PathBuf};
@@ -127,6 +130,15 @@ impl MediaEngine {
             Operation::Qc(options) => qc::run(self, options, &inputs[0], work, progress).await,
             Operation::Package(options) => {
                 package::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::Storyboard(options) => {
+                storyboard::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::Scenes(options) => {
+                scenes::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::SmartThumbnail(options) => {
+                smart_thumbnail::run(self, options, &inputs[0], work, progress).await
             }
         }
     }

@@ -15,6 +15,9 @@ mod package;
 mod probe;
 mod qc;
 mod runner;
+mod scenes;
+mod smart_thumbnail;
+mod storyboard;
 mod support;
 mod thumbnail;
 
@@ -63,6 +66,14 @@ const TESTS: &[Test] = tests![
     thumbnail::a_half_second_clip_at_one_second_is_its_last_frame,
     thumbnail::a_missing_extractor_is_retryable,
     runner::a_child_dies_with_its_sigkilled_parent,
+    storyboard::cues_cover_the_duration_and_point_inside_their_sheets,
+    storyboard::a_picture_of_another_shape_is_fitted_inside_its_tile,
+    storyboard::too_many_sheets_are_refused_before_anything_runs,
+    scenes::five_shots_give_four_cuts_within_a_frame_of_where_they_were_made,
+    scenes::a_clip_without_a_cut_has_none,
+    scenes::min_gap_and_max_scenes_keep_the_strongest,
+    smart_thumbnail::never_picks_a_black_frame_on_a_clip_that_starts_black,
+    smart_thumbnail::prefers_a_sharp_frame_over_a_blurred_one,
 ];
 
 fn main() -> ExitCode {
