@@ -86,22 +86,12 @@ pub(super) async fn read(
     let limits = &engine.config.limits;
     let size = file_size(&input.path).await?;
     validate::check_size(size, limits).map_err(|e| named(e, role))?;
-    let probe = match engine.probe(&input.path).await {
-        Ok(probe) => probe,
-        Err(MediaError::Rejected { code, message }) => {
-            return Err(MediaError::rejected(
-                code,
-                format!(
-                    "{role} is not an audio or video file FFmpeg can read ({})",
-                    message
-                        .strip_prefix("not a video FFmpeg can read (")
-                        .and_then(|m| m.strip_suffix(')'))
-                        .unwrap_or(&message)
-                ),
-            ));
-        }
-        Err(e) => return Err(e),
-    };
+    let probe = engine.probe_media(&input.path).await?.map_err(|reason| {
+        MediaError::rejected(
+            ErrorCode::NotAVideo,
+            format!("{role} is not an audio or video file FFmpeg can read ({reason})"),
+        )
+    })?;
     let first_audio = probe.streams.iter().find(|s| s.kind == "audio");
     let duration = probe
         .duration

@@ -79,7 +79,7 @@ const TESTS: &[Test] = tests![
     merge_call::a_short_call_is_padded_with_silence_up_to_call_end,
     merge_call::a_recording_without_sound_gets_silence_after_the_call,
     merge_call::call_end_past_the_recording_is_time_out_of_range,
-    merge_call::a_call_without_sound_is_no_audio_stream,
+    merge_call::a_call_without_sound_or_unreadable_is_refused,
     merge_call::concurrent_merges_share_no_file,
 ];
 

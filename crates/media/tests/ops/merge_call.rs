@@ -160,13 +160,28 @@ pub fn call_end_past_the_recording_is_time_out_of_range() {
     assert_only(&sandbox, &["av-call.wav", "av-recording.mp4"], &[]);
 }
 
-pub fn a_call_without_sound_is_no_audio_stream() {
-    let sandbox = Sandbox::new();
-    let inputs = inputs(&sandbox, "av-recording-silent.mp4", "av-recording.mp4");
-    let error = av::run(&sandbox, &merge(json!(5)), &inputs, &Silent).expect_err("no sound");
-    assert_eq!(error.code(), ErrorCode::NoAudioStream);
-    assert!(!error.is_retryable());
-    assert!(error.to_string().contains("the call audio"), "{error}");
+pub fn a_call_without_sound_or_unreadable_is_refused() {
+    for (call, code, words) in [
+        (
+            "av-recording-silent.mp4",
+            ErrorCode::NoAudioStream,
+            "the call audio has no audio stream",
+        ),
+        (
+            "notes.mp4",
+            ErrorCode::NotAVideo,
+            "the call audio is not an audio or video file FFmpeg can read",
+        ),
+    ] {
+        let sandbox = Sandbox::new();
+        let inputs = inputs(&sandbox, call, "av-recording.mp4");
+        let error = av::run(&sandbox, &merge(json!(5)), &inputs, &Silent).expect_err("refused");
+        assert_eq!(error.code(), code, "{call}");
+        assert!(!error.is_retryable());
+        let message = error.to_string();
+        assert!(message.contains(words), "{message}");
+        assert!(!message.contains("/tmp"), "no paths in messages: {message}");
+    }
 }
 
 pub fn concurrent_merges_share_no_file() {
