@@ -347,11 +347,12 @@ impl RecipeDoc {
             }
             match op {
                 Ok(op) => {
-                    let wanted = op.info().inputs;
-                    if step.inputs.is_some() && refs.len() != wanted {
+                    // Also when left out: one recipe input is one input, which `mux` refuses.
+                    let info = op.info();
+                    if !info.takes(refs.len()) && (step.inputs.is_some() || !refs.is_empty()) {
                         problems.add(
                             format!("{at}.inputs"),
-                            format!("{} takes {wanted} input(s), got {}", op.name(), refs.len()),
+                            format!("{} takes {}, got {}", op.name(), info.arity(), refs.len()),
                         );
                     }
                     specs.push(StepSpec {
@@ -605,6 +606,24 @@ pub fn builtins() -> Vec<RecipeDoc> {
             }]
         })),
         doc(serde_json::json!({
+            "name": "call-recording",
+            "description": "Seed 004: a call centre's audio merged into a screen recording. One \
+                            MP4 whose video is the recording's (copied) and whose audio is the \
+                            call on [0, call_end) (padded with silence or cut) then the \
+                            recording's own audio to its end; and a thumbnail of it at 1 s.",
+            "inputs": ["call_audio", "recording"],
+            "params": {
+                "call_end": {"description": "where the call ends in the recording: seconds \
+                             (12.5) or HH:MM:SS(.mmm) (\"00:00:12\")"}
+            },
+            "steps": [
+                {"name": "merge", "op": "merge_call", "inputs": ["call_audio", "recording"],
+                 "options": {"call_end": {"$param": "call_end"}}},
+                {"name": "thumbnail", "op": "thumbnail", "inputs": ["merge/video"],
+                 "options": {"at": 1}}
+            ]
+        })),
+        doc(serde_json::json!({
             "name": "preview",
             "description": "Probe and thumbnail side by side, then the frames once both succeeded.",
             "params": {
@@ -709,8 +728,15 @@ mod tests {
     fn builtins_check_with_their_defaults() {
         for recipe in builtins() {
             let name = recipe.name.clone().unwrap_or_default();
+            // Parameters without a default (call-recording's call_end) get an example.
+            let required: serde_json::Map<String, Value> = recipe
+                .params
+                .iter()
+                .filter(|(_, param)| param.default.is_none())
+                .map(|(name, _)| (name.clone(), json!("00:00:01")))
+                .collect();
             recipe
-                .check(&Value::Null)
+                .check(&Value::Object(required))
                 .unwrap_or_else(|p| panic!("{name}: {p}"));
             assert!(is_name(&name));
         }
@@ -814,6 +840,65 @@ mod tests {
         assert_eq!(
             ops,
             [("poster", "smart_thumbnail"), ("storyboard", "storyboard")]
+        );
+    }
+
+    #[test]
+    fn call_recording_takes_call_end_as_seconds_or_a_clock_time() {
+        let recipe = builtin("call-recording").expect("built in");
+        let checked = recipe
+            .check(&json!({"call_end": "00:00:12"}))
+            .expect("valid");
+        assert_eq!(checked.inputs, ["call_audio", "recording"]);
+        let names: Vec<&str> = checked.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["merge", "thumbnail"],
+            "the thumbnail is of the merge"
+        );
+        match &checked.steps[0].op {
+            Operation::MergeCall(options) => assert_eq!(options.call_end.seconds(), 12.0),
+            other => panic!("{other:?}"),
+        }
+        assert!(recipe.check(&json!({"call_end": 12.5})).is_ok());
+        for (params, wanted) in [
+            (json!({}), "required"),
+            (json!({"call_end": "12:00"}), "HH:MM:SS"),
+            (json!({"call_end": "soon"}), "HH:MM:SS"),
+            (json!({"call_end": -1}), "HH:MM:SS"),
+        ] {
+            let f = fields(recipe.check(&params));
+            assert_eq!(
+                f.keys().collect::<Vec<_>>(),
+                ["params.call_end"],
+                "{params}"
+            );
+            assert!(f["params.call_end"].contains(wanted), "{params}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn a_list_of_inputs_is_bounded_by_its_operation() {
+        let names: Vec<String> = (0..MAX_INPUTS).map(|i| format!("v{i}")).collect();
+        let recipe = |inputs: &[String]| {
+            doc(json!({
+                "inputs": names,
+                "steps": [{"name": "join", "op": "concat", "inputs": inputs}]
+            }))
+            .check(&Value::Null)
+        };
+        assert!(recipe(&names[..2]).is_ok());
+        assert!(recipe(&names[..16]).is_ok());
+        let seventeen = [&names[..], &names[..1]].concat();
+        for inputs in [&names[..1], &seventeen[..]] {
+            let f = fields(recipe(inputs));
+            assert!(f["steps[0].inputs"].contains("2 to 16 inputs"), "{f:?}");
+        }
+        // A two-input operation in a one-input recipe, inputs left out.
+        let f = fields(doc(json!({"steps": [{"name": "m", "op": "mux"}]})).check(&Value::Null));
+        assert!(
+            f["steps[0].inputs"].contains("takes 2 inputs, got 1"),
+            "{f:?}"
         );
     }
 

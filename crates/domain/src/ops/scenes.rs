@@ -16,6 +16,7 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     summary: "the frames where a new shot starts (score above `threshold`, at least `min_gap` s \
               apart), with their scores and times, zipped with a manifest",
     inputs: 1,
+    max_inputs: 1,
     // With `images`, also `frames/{entry}` per cut; not for other steps to read.
     artefacts: &["zip", "manifest"],
 };

@@ -13,6 +13,7 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     summary: "the best poster frame among `candidates` evenly spaced ones (not black, not \
               blurred, not a fade), with a manifest scoring each candidate",
     inputs: 1,
+    max_inputs: 1,
     artefacts: &["thumbnail", "manifest"],
 };
 

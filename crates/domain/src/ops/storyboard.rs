@@ -18,6 +18,7 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     summary: "a tile every `every` seconds on sprite sheets, with a WebVTT file mapping time \
               ranges to `sprite#xywh=x,y,w,h` for scrubbing previews",
     inputs: 1,
+    max_inputs: 1,
     // Also `sprite-002`, … when the tiles need more than one sheet.
     artefacts: &["vtt", "sprite-001"],
 };

@@ -40,6 +40,7 @@ fn clips_dir() -> &'static Path {
         let mut hasher = std::hash::DefaultHasher::new();
         std::hash::Hash::hash(&version.stdout, &mut hasher);
         std::hash::Hash::hash(include_str!("support.rs"), &mut hasher);
+        std::hash::Hash::hash(include_str!("av_support.rs"), &mut hasher);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "media-clips-{:016x}",
             std::hash::Hasher::finish(&hasher)
@@ -212,6 +213,9 @@ fn recipe(name: &str) -> Vec<String> {
         return recipe;
     }
     if let Some(recipe) = scene_recipe(name) {
+        return recipe;
+    }
+    if let Some(recipe) = crate::av_support::recipe(name) {
         return recipe;
     }
     match name {
