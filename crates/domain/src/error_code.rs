@@ -30,6 +30,11 @@ pub enum ErrorCode {
     TooManyFrames,
     /// The interval between frames is shorter than one frame of the video.
     IntervalTooShort,
+    /// An audio operation's input has no audio stream (`split`, `concat`, `mux`, `merge_call`).
+    NoAudioStream,
+    /// A time in the options lies outside the input: a trim's end past the duration, a
+    /// `call_end` past the end of the recording.
+    TimeOutOfRange,
     /// `ffmpeg` or `ffprobe` is not installed or not executable.
     FfmpegMissing,
     /// A media tool ran past the time allowed for this input.
@@ -62,7 +67,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::InvalidArgument,
         Self::InputNotFound,
         Self::UnsupportedFormat,
@@ -74,6 +79,8 @@ impl ErrorCode {
         Self::DimensionsTooLarge,
         Self::TooManyFrames,
         Self::IntervalTooShort,
+        Self::NoAudioStream,
+        Self::TimeOutOfRange,
         Self::FfmpegMissing,
         Self::Timeout,
         Self::OutputFailed,
@@ -103,6 +110,8 @@ impl ErrorCode {
             Self::DimensionsTooLarge => "dimensions-too-large",
             Self::TooManyFrames => "too-many-frames",
             Self::IntervalTooShort => "interval-too-short",
+            Self::NoAudioStream => "no-audio-stream",
+            Self::TimeOutOfRange => "time-out-of-range",
             Self::FfmpegMissing => "ffmpeg-missing",
             Self::Timeout => "timeout",
             Self::OutputFailed => "output-failed",
@@ -154,6 +163,8 @@ mod tests {
             ErrorCode::UnsupportedFormat,
             ErrorCode::NotAVideo,
             ErrorCode::NoVideoStream,
+            ErrorCode::NoAudioStream,
+            ErrorCode::TimeOutOfRange,
             ErrorCode::CorruptInput,
             ErrorCode::TooLarge,
         ] {

@@ -347,11 +347,12 @@ impl RecipeDoc {
             }
             match op {
                 Ok(op) => {
-                    let wanted = op.info().inputs;
-                    if step.inputs.is_some() && refs.len() != wanted {
+                    // Also when left out: one recipe input is one input, which `mux` refuses.
+                    let info = op.info();
+                    if !info.takes(refs.len()) && (step.inputs.is_some() || !refs.is_empty()) {
                         problems.add(
                             format!("{at}.inputs"),
-                            format!("{} takes {wanted} input(s), got {}", op.name(), refs.len()),
+                            format!("{} takes {}, got {}", op.name(), info.arity(), refs.len()),
                         );
                     }
                     specs.push(StepSpec {
@@ -605,6 +606,24 @@ pub fn builtins() -> Vec<RecipeDoc> {
             }]
         })),
         doc(serde_json::json!({
+            "name": "call-recording",
+            "description": "Seed 004: a call centre's audio merged into a screen recording. One \
+                            MP4 whose video is the recording's (copied) and whose audio is the \
+                            call on [0, call_end) (padded with silence or cut) then the \
+                            recording's own audio to its end; and a thumbnail of it at 1 s.",
+            "inputs": ["call_audio", "recording"],
+            "params": {
+                "call_end": {"description": "where the call ends in the recording: seconds \
+                             (12.5) or HH:MM:SS(.mmm) (\"00:00:12\")"}
+            },
+            "steps": [
+                {"name": "merge", "op": "merge_call", "inputs": ["call_audio", "recording"],
+                 "options": {"call_end": {"$param": "call_end"}}},
+                {"name": "thumbnail", "op": "thumbnail", "inputs": ["merge/video"],
+                 "options": {"at": 1}}
+            ]
+        })),
+        doc(serde_json::json!({
             "name": "preview",
             "description": "Probe and thumbnail side by side, then the frames once both succeeded.",
             "params": {
@@ -616,6 +635,76 @@ pub fn builtins() -> Vec<RecipeDoc> {
                 {"name": "thumbnail", "op": "thumbnail", "options": {"at": {"$param": "at"}}},
                 {"name": "frames", "op": "frames", "options": {"every": {"$param": "every"}},
                  "after": ["probe", "thumbnail"]}
+            ]
+        })),
+        doc(serde_json::json!({
+            "name": "storyboard",
+            "description": "Sprite sheets of a tile every `every` seconds, with the WebVTT file \
+                            players read for scrubbing previews.",
+            "params": {
+                "every": {"default": "5s", "description": "seconds between tiles"},
+                "width": {"default": 160, "description": "tile width in pixels (even); the height \
+                          follows the video"},
+                "columns": {"default": 10, "description": "tiles per row of a sheet"},
+                "rows": {"default": 10, "description": "rows per sheet"},
+                "mode": {"default": "exact", "description": "exact or keyframe (faster)"}
+            },
+            "steps": [{
+                "name": "storyboard",
+                "op": "storyboard",
+                "options": {
+                    "every": {"$param": "every"},
+                    "width": {"$param": "width"},
+                    "columns": {"$param": "columns"},
+                    "rows": {"$param": "rows"},
+                    "mode": {"$param": "mode"}
+                }
+            }]
+        })),
+        doc(serde_json::json!({
+            "name": "scenes",
+            "description": "The frames where a new shot starts, with their scores and times, \
+                            zipped with a manifest.",
+            "params": {
+                "threshold": {"default": 0.3, "description": "score (0-1) above which a frame \
+                              starts a new shot, as ffmpeg's scene score"},
+                "min_gap": {"default": 1, "description": "seconds within which two cuts are one"},
+                "max_scenes": {"default": 100, "description": "keep at most this many cuts, the \
+                               strongest"}
+            },
+            "steps": [{
+                "name": "scenes",
+                "op": "scenes",
+                "options": {
+                    "threshold": {"$param": "threshold"},
+                    "min_gap": {"$param": "min_gap"},
+                    "max_scenes": {"$param": "max_scenes"}
+                }
+            }]
+        })),
+        doc(serde_json::json!({
+            "name": "smart_thumbnail",
+            "description": "The best poster frame among evenly spaced candidates (not black, not \
+                            blurred, not a fade), with a manifest scoring each.",
+            "params": {
+                "candidates": {"default": 10, "description": "how many frames to measure"}
+            },
+            "steps": [{
+                "name": "thumbnail",
+                "op": "smart_thumbnail",
+                "options": {"candidates": {"$param": "candidates"}}
+            }]
+        })),
+        doc(serde_json::json!({
+            "name": "player",
+            "description": "What a video player shows before and while it plays: the best poster \
+                            frame and a storyboard for scrubbing, side by side.",
+            "params": {
+                "every": {"default": "5s", "description": "seconds between storyboard tiles"}
+            },
+            "steps": [
+                {"name": "poster", "op": "smart_thumbnail"},
+                {"name": "storyboard", "op": "storyboard", "options": {"every": {"$param": "every"}}}
             ]
         })),
     ]
@@ -639,8 +728,15 @@ mod tests {
     fn builtins_check_with_their_defaults() {
         for recipe in builtins() {
             let name = recipe.name.clone().unwrap_or_default();
+            // Parameters without a default (call-recording's call_end) get an example.
+            let required: serde_json::Map<String, Value> = recipe
+                .params
+                .iter()
+                .filter(|(_, param)| param.default.is_none())
+                .map(|(name, _)| (name.clone(), json!("00:00:01")))
+                .collect();
             recipe
-                .check(&Value::Null)
+                .check(&Value::Object(required))
                 .unwrap_or_else(|p| panic!("{name}: {p}"));
             assert!(is_name(&name));
         }
@@ -690,6 +786,120 @@ mod tests {
         }
         let f = fields(package.check(&json!({"ladder": "720,721"})));
         assert!(f["params.ladder"].contains("rung 2"), "{f:?}");
+    }
+
+    #[test]
+    fn the_storyboard_scenes_and_poster_builtins_take_their_parameters() {
+        let storyboard = builtin("storyboard").expect("built in");
+        let recipe = storyboard
+            .check(&json!({"every": "2s", "columns": 5, "mode": "keyframe"}))
+            .expect("valid");
+        match &recipe.steps[0].op {
+            Operation::Storyboard(options) => {
+                assert_eq!(options.every.seconds(), 2.0);
+                assert_eq!((options.columns, options.rows), (5, 10));
+                assert_eq!(options.mode, crate::FrameMode::Keyframe);
+            }
+            other => panic!("{other:?}"),
+        }
+        let f = fields(storyboard.check(&json!({"columns": 70, "width": 161})));
+        assert_eq!(
+            f.keys().collect::<Vec<_>>(),
+            ["params.columns", "params.width"],
+            "{f:?}"
+        );
+
+        let scenes = builtin("scenes").expect("built in");
+        let recipe = scenes
+            .check(&json!({"threshold": 0.5, "min_gap": "250ms"}))
+            .expect("valid");
+        match &recipe.steps[0].op {
+            Operation::Scenes(options) => {
+                assert_eq!((options.threshold, options.min_gap), (0.5, 0.25));
+                assert_eq!(options.max_scenes, 100);
+            }
+            other => panic!("{other:?}"),
+        }
+        let f = fields(scenes.check(&json!({"max_scenes": 5000})));
+        assert!(f["params.max_scenes"].contains("1000"), "{f:?}");
+
+        let poster = builtin("smart_thumbnail").expect("built in");
+        let f = fields(poster.check(&json!({"candidates": 1000})));
+        assert!(f["params.candidates"].contains("100"), "{f:?}");
+
+        // The smart thumbnail as a step beside another.
+        let player = builtin("player")
+            .expect("built in")
+            .check(&Value::Null)
+            .expect("valid");
+        let ops: Vec<(&str, &str)> = player
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.op.name()))
+            .collect();
+        assert_eq!(
+            ops,
+            [("poster", "smart_thumbnail"), ("storyboard", "storyboard")]
+        );
+    }
+
+    #[test]
+    fn call_recording_takes_call_end_as_seconds_or_a_clock_time() {
+        let recipe = builtin("call-recording").expect("built in");
+        let checked = recipe
+            .check(&json!({"call_end": "00:00:12"}))
+            .expect("valid");
+        assert_eq!(checked.inputs, ["call_audio", "recording"]);
+        let names: Vec<&str> = checked.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["merge", "thumbnail"],
+            "the thumbnail is of the merge"
+        );
+        match &checked.steps[0].op {
+            Operation::MergeCall(options) => assert_eq!(options.call_end.seconds(), 12.0),
+            other => panic!("{other:?}"),
+        }
+        assert!(recipe.check(&json!({"call_end": 12.5})).is_ok());
+        for (params, wanted) in [
+            (json!({}), "required"),
+            (json!({"call_end": "12:00"}), "HH:MM:SS"),
+            (json!({"call_end": "soon"}), "HH:MM:SS"),
+            (json!({"call_end": -1}), "HH:MM:SS"),
+        ] {
+            let f = fields(recipe.check(&params));
+            assert_eq!(
+                f.keys().collect::<Vec<_>>(),
+                ["params.call_end"],
+                "{params}"
+            );
+            assert!(f["params.call_end"].contains(wanted), "{params}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn a_list_of_inputs_is_bounded_by_its_operation() {
+        let names: Vec<String> = (0..MAX_INPUTS).map(|i| format!("v{i}")).collect();
+        let recipe = |inputs: &[String]| {
+            doc(json!({
+                "inputs": names,
+                "steps": [{"name": "join", "op": "concat", "inputs": inputs}]
+            }))
+            .check(&Value::Null)
+        };
+        assert!(recipe(&names[..2]).is_ok());
+        assert!(recipe(&names[..16]).is_ok());
+        let seventeen = [&names[..], &names[..1]].concat();
+        for inputs in [&names[..1], &seventeen[..]] {
+            let f = fields(recipe(inputs));
+            assert!(f["steps[0].inputs"].contains("2 to 16 inputs"), "{f:?}");
+        }
+        // A two-input operation in a one-input recipe, inputs left out.
+        let f = fields(doc(json!({"steps": [{"name": "m", "op": "mux"}]})).check(&Value::Null));
+        assert!(
+            f["steps[0].inputs"].contains("takes 2 inputs, got 1"),
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -117,20 +117,33 @@ impl MediaEngine {
 
     /// Runs ffprobe on `input`. A file ffprobe cannot read is `not-a-video`.
     pub async fn probe(&self, input: &Path) -> Result<Probe, MediaError> {
-        let size = file_size(input).await?;
-        let json = self.ffprobe_json(input, size).await?.map_err(|reason| {
+        self.probe_media(input).await?.map_err(|reason| {
             MediaError::rejected(
                 vidsnap_domain::ErrorCode::NotAVideo,
                 format!("not a video FFmpeg can read ({reason})"),
             )
-        })?;
+        })
+    }
+
+    /// The probe of `input`, or why ffprobe refuses it (its last error line, the path left
+    /// out): for callers whose input need not be a video, which say for themselves what a
+    /// refusal means.
+    pub(crate) async fn probe_media(
+        &self,
+        input: &Path,
+    ) -> Result<Result<Probe, String>, MediaError> {
+        let size = file_size(input).await?;
+        let json = match self.ffprobe_json(input, size).await? {
+            Ok(json) => json,
+            Err(reason) => return Ok(Err(reason)),
+        };
         let mut probe = probe::parse(json.as_bytes())
             .map_err(|e| MediaError::Internal(format!("unexpected ffprobe output: {e}")))?;
         if probe.duration.is_none() && probe.video().is_some() {
             probe.duration = self.duration_from_packets(input, &probe).await?;
             probe.duration_source = probe.duration.map(|_| DurationSource::Packets);
         }
-        Ok(probe)
+        Ok(Ok(probe))
     }
 
     /// ffprobe's JSON (format and streams) for `input` of `size` bytes; `Ok(Err(why))` when

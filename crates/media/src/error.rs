@@ -105,7 +105,9 @@ impl MediaError {
             | ErrorCode::TooLong
             | ErrorCode::DimensionsTooLarge
             | ErrorCode::TooManyFrames
-            | ErrorCode::IntervalTooShort => false,
+            | ErrorCode::IntervalTooShort
+            | ErrorCode::NoAudioStream
+            | ErrorCode::TimeOutOfRange => false,
             // The bucket workflow's verdicts on a file: never a media error to retry.
             ErrorCode::MetadataMissing
             | ErrorCode::SidecarInvalid
@@ -181,6 +183,8 @@ mod tests {
             ErrorCode::DimensionsTooLarge,
             ErrorCode::TooManyFrames,
             ErrorCode::IntervalTooShort,
+            ErrorCode::NoAudioStream,
+            ErrorCode::TimeOutOfRange,
         ] {
             let error = MediaError::rejected(code, "no");
             assert!(!error.is_retryable(), "{code}");

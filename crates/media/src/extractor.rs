@@ -6,7 +6,7 @@ use vidsnap_domain::ErrorCode;
 
 use crate::{
     MediaEngine, MediaError,
-    extract::{self, Event, ExtractSpec, FrameRecord},
+    extract::{self, Event, ExtractSpec, FrameRecord, Job},
     runner::{Invocation, Running},
 };
 
@@ -22,7 +22,8 @@ pub(crate) struct ExtractorRun {
     child: Running,
     /// What the child said went wrong; the last report wins.
     reported: Option<(ErrorCode, String)>,
-    expected: u64,
+    /// Frames (or tiles) the job must report; `None` when the job finds out how many.
+    expected: Option<u64>,
     received: u64,
 }
 
@@ -33,8 +34,17 @@ impl MediaEngine {
         spec: &ExtractSpec,
         seconds: f64,
     ) -> Result<ExtractorRun, MediaError> {
+        self.start_job(&Job::Frames(spec.clone()), seconds).await
+    }
+
+    /// Starts the extractor on any job, with the time allowed for `seconds` of video.
+    pub(crate) async fn start_job(
+        &self,
+        job: &Job,
+        seconds: f64,
+    ) -> Result<ExtractorRun, MediaError> {
         let spec_json =
-            serde_json::to_vec(spec).map_err(|e| MediaError::Internal(format!("spec: {e}")))?;
+            serde_json::to_vec(job).map_err(|e| MediaError::Internal(format!("spec: {e}")))?;
         let invocation = Invocation::new(
             &self.extractor.program,
             RESTART_VIDSNAP,
@@ -45,7 +55,7 @@ impl MediaEngine {
         Ok(ExtractorRun {
             child: self.runner.start(invocation).await?,
             reported: None,
-            expected: spec.targets.len(),
+            expected: job.expected(),
             received: 0,
         })
     }
@@ -54,20 +64,35 @@ impl MediaEngine {
 impl ExtractorRun {
     /// The next frame on disk, or `None` once the child has said everything.
     pub(crate) async fn next_frame(&mut self) -> Result<Option<FrameRecord>, MediaError> {
+        while let Some(event) = self.next_event().await? {
+            if let Event::Frame(record) = event {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next thing the child reports (its errors are kept for [`ExtractorRun::finish`]),
+    /// or `None` once it has said everything.
+    pub(crate) async fn next_event(&mut self) -> Result<Option<Event>, MediaError> {
         while let Some(line) = self.child.next_line().await? {
             match extract::parse_event(&line) {
-                Ok(Event::Frame(record)) => {
-                    self.received += 1;
-                    return Ok(Some(record));
-                }
                 Ok(Event::Error { code, message }) => self.reported = Some((code, message)),
+                Ok(event) => {
+                    self.received += match &event {
+                        Event::Frame(_) | Event::Candidate(_) => 1,
+                        Event::Sprite(sprite) => sprite.tiles.len() as u64,
+                        _ => 0,
+                    };
+                    return Ok(Some(event));
+                }
                 Err(_) => tracing::warn!(%line, "unexpected extractor output"),
             }
         }
         Ok(None)
     }
 
-    /// Waits for the child's exit; succeeds only when every target got its frame.
+    /// Waits for the child's exit; succeeds only when every target got its frame (or tile).
     pub(crate) async fn finish(self) -> Result<(), MediaError> {
         let finished = self.child.wait().await?;
         if let Some((code, message)) = self.reported {
@@ -90,10 +115,12 @@ impl ExtractorRun {
                 ),
             ));
         }
-        if self.received != self.expected {
+        if let Some(expected) = self.expected
+            && self.received != expected
+        {
             return Err(MediaError::Internal(format!(
-                "extractor wrote {} of {} frames",
-                self.received, self.expected
+                "extractor wrote {} of {expected} frames",
+                self.received
             )));
         }
         Ok(())

@@ -76,14 +76,14 @@ pub trait Progress: Send + Sync {
 }
 
 /// Frames done as the percentage [`Progress::percent`] is told, each value once.
-struct Percent<'a> {
+pub(crate) struct Percent<'a> {
     progress: &'a dyn Progress,
     total: usize,
     said: Option<u8>,
 }
 
 impl<'a> Percent<'a> {
-    fn new(progress: &'a dyn Progress, total: usize) -> Self {
+    pub(crate) fn new(progress: &'a dyn Progress, total: usize) -> Self {
         let mut percent = Self {
             progress,
             total,
@@ -93,7 +93,7 @@ impl<'a> Percent<'a> {
         percent
     }
 
-    fn frames_done(&mut self, done: usize) {
+    pub(crate) fn frames_done(&mut self, done: usize) {
         // 99 at most: the zip is not written until the manifest is in it.
         let value = (done * 100 / self.total.max(1)).min(99) as u8;
         if self.said != Some(value) {
@@ -178,6 +178,44 @@ impl MediaEngine {
         })
     }
 
+    /// Refuses a frame every `every` on this video when it is shorter than one of its frames
+    /// (it would repeat frames) or makes more than `limits.max_frames`; else how many frames it
+    /// makes. Counted before anything runs: a millisecond over four hours is 14.4 million frames.
+    pub(crate) fn check_interval(
+        &self,
+        probe: &Probe,
+        every: FrameInterval,
+    ) -> Result<u64, MediaError> {
+        let duration = probe.duration.unwrap_or(0.0);
+        if let Some(fps) = probe.video().and_then(|v| v.frame_rate)
+            && fps > 0.0
+            && every.seconds() < (1.0 / fps) * (1.0 - 1e-6)
+        {
+            return Err(MediaError::Rejected {
+                code: ErrorCode::IntervalTooShort,
+                message: format!(
+                    "a frame every {every} is shorter than one frame of this video ({:.4} s at \
+                     {fps:.3} fps): choose {:.4} s or more",
+                    1.0 / fps,
+                    1.0 / fps
+                ),
+            });
+        }
+        let count = frame_count(duration, every);
+        if let Some(max) = self.config().limits.max_frames
+            && count > max
+        {
+            return Err(MediaError::Rejected {
+                code: ErrorCode::TooManyFrames,
+                message: format!(
+                    "a frame every {every} on a {duration:.3} s video is {count} frames; at most \
+                     {max} (limits.max_frames): choose a longer interval"
+                ),
+            });
+        }
+        Ok(count)
+    }
+
     /// Extracts the frames of an accepted video into `images_dir` (which must exist) and writes
     /// them, then the manifest, to an archive bound for `zip`. Of the images only the first
     /// (the thumbnail) is left in `images_dir`, unless `options.images` keeps them all.
@@ -191,36 +229,7 @@ impl MediaEngine {
         progress: &dyn Progress,
     ) -> Result<Zipped, MediaError> {
         let duration = source.probe.duration.unwrap_or(0.0);
-        // Never below one frame of the video: a shorter interval would repeat frames.
-        if let Some(fps) = source.probe.video().and_then(|v| v.frame_rate)
-            && fps > 0.0
-            && options.every.seconds() < (1.0 / fps) * (1.0 - 1e-6)
-        {
-            return Err(MediaError::Rejected {
-                code: ErrorCode::IntervalTooShort,
-                message: format!(
-                    "a frame every {} is shorter than one frame of this video ({:.4} s at {fps:.3} \
-                     fps): choose {:.4} s or more",
-                    options.every,
-                    1.0 / fps,
-                    1.0 / fps
-                ),
-            });
-        }
-        // Counted before anything runs: a millisecond over four hours is 14.4 million frames.
-        let count = frame_count(duration, options.every);
-        if let Some(max) = self.config().limits.max_frames
-            && count > max
-        {
-            return Err(MediaError::Rejected {
-                code: ErrorCode::TooManyFrames,
-                message: format!(
-                    "a frame every {} on a {duration:.3} s video is {count} frames; at most {max} \
-                     (limits.max_frames): choose a longer interval",
-                    options.every
-                ),
-            });
-        }
+        self.check_interval(&source.probe, options.every)?;
         let targets = target_times(duration, options.every);
         let rotation = source.probe.video().and_then(|v| v.rotation).unwrap_or(0);
         let total = usize::try_from(targets.total()).unwrap_or(usize::MAX);

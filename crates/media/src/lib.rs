@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //! - [`ops`]: [`MediaEngine::run`], the one entry point for a job step's operation, with one file
-//!   per operation (`probe`, `frames`, `thumbnail`): inputs in, files in the step's work
-//!   directory and a JSON result out.
+//!   per operation (`probe`, `frames`, `thumbnail`, `qc`, `package`, `storyboard`, `scenes`,
+//!   `smart_thumbnail`, and the audio/video ones: `split`, `trim`, `concat`, `mux`,
+//!   `merge_call`): inputs in, files in the step's work directory and a JSON result out.
 //! - [`engine`]: configuration, [`MediaEngine::probe`] and [`MediaEngine::inspect`] (probe +
 //!   validation verdict).
 //! - [`frames`]: the frames engine (targets, the extractor child, zip, manifest, thumbnail),

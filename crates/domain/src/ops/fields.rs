@@ -4,6 +4,8 @@ use std::{collections::BTreeMap, str::FromStr};
 
 use serde_json::{Map, Value};
 
+use super::timestamp::{TIMESTAMP_RULE, Timestamp};
+
 /// What is wrong with a document, by JSON path (`steps[1].options.every`). The API answers them
 /// as the `fields` of a 422.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,6 +152,23 @@ impl<'a> Reader<'a> {
     /// lives with its operation, e.g. `package`'s ladder.
     pub(crate) fn value(&mut self, key: &'static str) -> Option<&'a Value> {
         self.get(key)
+    }
+
+    /// A time into a file: seconds as a number, or a string that [`Timestamp`] reads
+    /// (`"00:00:12.500"`, `"12.5s"`).
+    pub(crate) fn timestamp(&mut self, key: &'static str) -> Option<Timestamp> {
+        self.parsed::<Timestamp>(key, Some(Timestamp::from_seconds))
+    }
+
+    /// A time that must be given.
+    pub(crate) fn required_timestamp(&mut self, key: &'static str) -> Option<Timestamp> {
+        let given = self.object.get(key).is_some_and(|value| !value.is_null());
+        if !given {
+            self.read.push(key);
+            self.fail(key, format!("required: {TIMESTAMP_RULE}"));
+            return None;
+        }
+        self.timestamp(key)
     }
 
     pub(crate) fn boolean(&mut self, key: &'static str) -> Option<bool> {

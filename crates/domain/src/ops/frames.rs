@@ -12,6 +12,7 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     summary: "a frame every `every` seconds (exact or keyframe), zipped with a manifest; the first \
               frame is also the thumbnail",
     inputs: 1,
+    max_inputs: 1,
     // With `images`, also `manifest` and `frames/{entry}` per frame; not for other steps to read.
     artefacts: &["zip", "thumbnail"],
 };

@@ -9,25 +9,43 @@
 //! A file here with its options type and `parse`, a variant of [`Operation`], and a file in
 //! `vidsnap-media/src/ops/`.
 
+mod concat;
 mod fields;
 mod frames;
+mod merge_call;
+mod mux;
 mod package;
 mod probe;
 mod qc;
+mod scenes;
+mod smart_thumbnail;
+mod split;
+mod storyboard;
 mod thumbnail;
+mod timestamp;
+mod trim;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use concat::{ConcatOptions, ConcatStreams, MAX_CONCAT_INPUTS};
 pub use fields::Problems;
 pub use frames::FramesOptions;
+pub use merge_call::MergeCallOptions;
+pub use mux::{MuxOptions, MuxPolicy};
 pub use package::{
     H264Profile, MAX_RUNGS, PackageOptions, Preset, Rung, SEGMENT_SECONDS, SHORT_SIDES, VIDEO_KBPS,
     default_ladder,
 };
 pub use probe::ProbeOptions;
 pub use qc::{MIB, QcCheck, QcOptions};
+pub use scenes::{MAX_SCENES, ScenesOptions};
+pub use smart_thumbnail::{MAX_CANDIDATES, SmartThumbnailOptions};
+pub use split::SplitOptions;
+pub use storyboard::{MAX_SPRITE_SIDE, MAX_SPRITES, MAX_TILES_PER_SPRITE, StoryboardOptions};
 pub use thumbnail::ThumbnailOptions;
+pub use timestamp::Timestamp;
+pub use trim::{TrimOptions, VideoCut};
 
 /// An operation with its checked options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +62,22 @@ pub enum Operation {
     /// HLS and DASH from one encode: a ladder of H.264 renditions and AAC audio in CMAF
     /// segments, `master.m3u8` and `manifest.mpd`.
     Package(PackageOptions),
+    /// Tiles every N seconds on sprite sheets, with a WebVTT map for scrubbing previews.
+    Storyboard(StoryboardOptions),
+    /// The frames where a new shot starts, with their scores, in the frames manifest format.
+    Scenes(ScenesOptions),
+    /// The best poster frame among evenly spaced candidates, with a score per candidate.
+    SmartThumbnail(SmartThumbnailOptions),
+    /// The video stream and the audio stream as two files, stream-copied.
+    Split(SplitOptions),
+    /// The file cut to `[start, end)`.
+    Trim(TrimOptions),
+    /// Files joined in order, normalised first.
+    Concat(ConcatOptions),
+    /// One input's video (copied) with another's audio.
+    Mux(MuxOptions),
+    /// Seed 004's merge of a call's audio into a screen recording, in one pass.
+    MergeCall(MergeCallOptions),
 }
 
 /// What an operation is called in a recipe, and what it needs and makes.
@@ -51,20 +85,46 @@ pub enum Operation {
 pub struct OperationInfo {
     pub name: &'static str,
     pub summary: &'static str,
-    /// How many inputs the step takes (each a video or an artefact).
+    /// How many inputs the step takes at least (each a video or an artefact).
     pub inputs: usize,
+    /// How many inputs it takes at most: `inputs` unless the operation joins a list.
+    pub max_inputs: usize,
     /// The artefacts every run makes, by name: what later steps may take as inputs.
     pub artefacts: &'static [&'static str],
 }
 
+impl OperationInfo {
+    /// Whether a step of this operation may have `count` inputs.
+    pub fn takes(&self, count: usize) -> bool {
+        (self.inputs..=self.max_inputs).contains(&count)
+    }
+
+    /// `"1 input"`, `"2 inputs"`, `"2 to 16 inputs"`: for messages.
+    pub fn arity(&self) -> String {
+        match (self.inputs, self.max_inputs) {
+            (1, 1) => "1 input".to_owned(),
+            (low, high) if low == high => format!("{low} inputs"),
+            (low, high) => format!("{low} to {high} inputs"),
+        }
+    }
+}
+
 impl Operation {
     /// Every operation, for `GET /v1/recipes` and the docs.
-    pub const ALL: [OperationInfo; 5] = [
+    pub const ALL: [OperationInfo; 13] = [
         probe::INFO,
         frames::INFO,
         thumbnail::INFO,
         qc::INFO,
         package::INFO,
+        storyboard::INFO,
+        scenes::INFO,
+        smart_thumbnail::INFO,
+        split::INFO,
+        trim::INFO,
+        concat::INFO,
+        mux::INFO,
+        merge_call::INFO,
     ];
 
     pub fn info(&self) -> &'static OperationInfo {
@@ -74,6 +134,14 @@ impl Operation {
             Self::Thumbnail(_) => &Self::ALL[2],
             Self::Qc(_) => &Self::ALL[3],
             Self::Package(_) => &Self::ALL[4],
+            Self::Storyboard(_) => &Self::ALL[5],
+            Self::Scenes(_) => &Self::ALL[6],
+            Self::SmartThumbnail(_) => &Self::ALL[7],
+            Self::Split(_) => &Self::ALL[8],
+            Self::Trim(_) => &Self::ALL[9],
+            Self::Concat(_) => &Self::ALL[10],
+            Self::Mux(_) => &Self::ALL[11],
+            Self::MergeCall(_) => &Self::ALL[12],
         }
     }
 
@@ -96,6 +164,14 @@ impl Operation {
             "thumbnail" => thumbnail::parse(object, path).map(Self::Thumbnail),
             "qc" => qc::parse(object, path).map(Self::Qc),
             "package" => package::parse(object, path).map(Self::Package),
+            "storyboard" => storyboard::parse(object, path).map(Self::Storyboard),
+            "scenes" => scenes::parse(object, path).map(Self::Scenes),
+            "smart_thumbnail" => smart_thumbnail::parse(object, path).map(Self::SmartThumbnail),
+            "split" => split::parse(object, path).map(Self::Split),
+            "trim" => trim::parse(object, path).map(Self::Trim),
+            "concat" => concat::parse(object, path).map(Self::Concat),
+            "mux" => mux::parse(object, path).map(Self::Mux),
+            "merge_call" => merge_call::parse(object, path).map(Self::MergeCall),
             other => {
                 let known: Vec<&str> = Self::ALL.iter().map(|info| info.name).collect();
                 Err(Problems::one(
@@ -137,6 +213,34 @@ mod tests {
         .expect("valid");
         let again = Operation::parse(op.name(), &op.options(), "o").expect("valid");
         assert_eq!(op, again);
+    }
+
+    #[test]
+    fn every_operation_is_listed_once_under_its_name() {
+        for (i, info) in Operation::ALL.iter().enumerate() {
+            assert!(
+                info.inputs >= 1 && info.inputs <= info.max_inputs,
+                "{}",
+                info.name
+            );
+            assert!(
+                Operation::ALL[..i]
+                    .iter()
+                    .all(|other| other.name != info.name),
+                "{} twice",
+                info.name
+            );
+            // Every operation but merge_call (call_end is required) parses without options.
+            if let Ok(op) = Operation::parse(info.name, &Value::Null, "o") {
+                assert_eq!(op.info(), info);
+            }
+        }
+        let info = Operation::ALL
+            .iter()
+            .find(|i| i.name == "concat")
+            .expect("concat");
+        assert!(info.takes(2) && info.takes(MAX_CONCAT_INPUTS) && !info.takes(1));
+        assert_eq!(info.arity(), "2 to 16 inputs");
     }
 
     #[test]

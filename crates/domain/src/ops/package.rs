@@ -19,6 +19,7 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     summary: "HLS and DASH from one encode: an H.264 ladder (default 1080/720/480/360, never \
               upscaled) and AAC audio in CMAF segments, master.m3u8 and manifest.mpd",
     inputs: 1,
+    max_inputs: 1,
     // Also every playlist and segment, named by its path in the layout; not for other steps.
     artefacts: &["hls", "dash"],
 };

@@ -9,6 +9,7 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     name: "probe",
     summary: "container and stream facts (ffprobe), checked against the limits: probe.json",
     inputs: 1,
+    max_inputs: 1,
     artefacts: &["probe"],
 };
 

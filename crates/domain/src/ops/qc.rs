@@ -17,6 +17,7 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     summary: "a quality-control report from one decoding pass (black, freeze, silence, loudness, \
               interlace, decode errors, …) with seed 002's rating 0-5: qc.json",
     inputs: 1,
+    max_inputs: 1,
     artefacts: &["report"],
 };
 

@@ -10,6 +10,7 @@ pub(super) const INFO: OperationInfo = OperationInfo {
     name: "thumbnail",
     summary: "the frame shown at `at` seconds (default 1), clamped to the duration",
     inputs: 1,
+    max_inputs: 1,
     artefacts: &["thumbnail"],
 };
 

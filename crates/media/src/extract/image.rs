@@ -1,5 +1,6 @@
 //! Turns a decoded frame into an image file: display rotation, optional down-scaling, the pixel
-//! format the encoder needs (one libavfilter graph), then the image encoder.
+//! format the encoder needs (one libavfilter graph, a [`Chain`]), then the image encoder.
+//! Storyboard tiles and the pictures measured for scenes and posters go through a `Chain` too.
 
 use std::path::Path;
 
@@ -22,61 +23,18 @@ struct Shape {
     format: Pixel,
 }
 
-pub(crate) struct ImageWriter {
-    format: ImageFormat,
-    quality: Quality,
-    max_width: Option<u32>,
-    rotation: u32,
+/// A libavfilter chain (`scale=…,format=…`) applied to one frame at a time, rebuilt when the
+/// frames' size or pixel format changes.
+pub(crate) struct Chain {
+    description: String,
     graph: Option<(Shape, filter::Graph)>,
-    encoder: Option<(u32, u32, encoder::Video)>,
-    count: i64,
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ExtractError {
-    ExtractError::new(ErrorCode::Internal, format!("{what}: {e}"))
-}
-
-impl ImageWriter {
-    pub(crate) fn new(
-        format: ImageFormat,
-        quality: Quality,
-        max_width: Option<u32>,
-        rotation: u32,
-    ) -> Self {
+impl Chain {
+    pub(crate) fn new(description: impl Into<String>) -> Self {
         Self {
-            format,
-            quality,
-            max_width,
-            rotation,
+            description: description.into(),
             graph: None,
-            encoder: None,
-            count: 0,
-        }
-    }
-
-    /// The filter chain after the source: rotate for display, then bound the width, then convert.
-    fn chain(&self) -> String {
-        let mut steps: Vec<String> = Vec::new();
-        match self.rotation {
-            90 => steps.push("transpose=clock".into()),
-            180 => steps.push("hflip,vflip".into()),
-            270 => steps.push("transpose=cclock".into()),
-            _ => {}
-        }
-        if let Some(max) = self.max_width {
-            // Even heights keep 4:2:0 encoders happy; never upscale.
-            steps.push(format!("scale=w='min(iw,{max})':h=-2:flags=bicubic"));
-        }
-        steps.push(format!("format={}", self.pixel_format()));
-        steps.join(",")
-    }
-
-    fn pixel_format(&self) -> &'static str {
-        match self.format {
-            // Full-range 4:2:0, what the MJPEG encoder wants.
-            ImageFormat::Jpg => "yuvj420p",
-            ImageFormat::Png => "rgb24",
-            ImageFormat::Webp => "yuv420p",
         }
     }
 
@@ -114,7 +72,7 @@ impl ImageWriter {
             graph
                 .output("in", 0)
                 .and_then(|p| p.input("out", 0))
-                .and_then(|p| p.parse(&self.chain()))
+                .and_then(|p| p.parse(&self.description))
                 .map_err(|e| internal("filter graph", e))?;
             graph.validate().map_err(|e| internal("filter graph", e))?;
             self.graph = Some((shape, graph));
@@ -123,6 +81,57 @@ impl ImageWriter {
             .as_mut()
             .map(|(_, g)| g)
             .ok_or_else(|| internal("filter graph", "missing"))
+    }
+
+    /// The frame through the chain (one frame in, one out: the chains used here never hold
+    /// frames back). Taken by value because libavfilter's buffer source takes the frame's
+    /// buffers and leaves it empty: a frame needed afterwards is cloned (copied) first.
+    pub(crate) fn apply(&mut self, frame: frame::Video) -> Result<frame::Video, ExtractError> {
+        let mut filtered = frame::Video::empty();
+        let graph = self.graph_for(&frame)?;
+        let mut source = graph
+            .get("in")
+            .ok_or_else(|| internal("filter", "no source"))?;
+        source
+            .source()
+            .add(&frame)
+            .map_err(|e| internal("filtering", e))?;
+        let mut sink = graph
+            .get("out")
+            .ok_or_else(|| internal("filter", "no sink"))?;
+        sink.sink()
+            .frame(&mut filtered)
+            .map_err(|e| internal("filtering", e))?;
+        Ok(filtered)
+    }
+}
+
+pub(crate) struct ImageWriter {
+    format: ImageFormat,
+    quality: Quality,
+    chain: Chain,
+    encoder: Option<(u32, u32, encoder::Video)>,
+    count: i64,
+}
+
+pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> ExtractError {
+    ExtractError::new(ErrorCode::Internal, format!("{what}: {e}"))
+}
+
+impl ImageWriter {
+    pub(crate) fn new(
+        format: ImageFormat,
+        quality: Quality,
+        max_width: Option<u32>,
+        rotation: u32,
+    ) -> Self {
+        Self {
+            format,
+            quality,
+            chain: Chain::new(chain(format, max_width, rotation)),
+            encoder: None,
+            count: 0,
+        }
     }
 
     fn encoder_for(
@@ -179,28 +188,13 @@ impl ImageWriter {
             .ok_or_else(|| internal("image encoder", "missing"))
     }
 
+    /// Writes the frame as an image file; the frame is used up (see [`Chain::apply`]).
     pub(crate) fn write(
         &mut self,
-        frame: &frame::Video,
+        frame: frame::Video,
         path: &Path,
     ) -> Result<Written, ExtractError> {
-        let mut filtered = frame::Video::empty();
-        {
-            let graph = self.graph_for(frame)?;
-            let mut source = graph
-                .get("in")
-                .ok_or_else(|| internal("filter", "no source"))?;
-            source
-                .source()
-                .add(frame)
-                .map_err(|e| internal("filtering", e))?;
-            let mut sink = graph
-                .get("out")
-                .ok_or_else(|| internal("filter", "no sink"))?;
-            sink.sink()
-                .frame(&mut filtered)
-                .map_err(|e| internal("filtering", e))?;
-        }
+        let mut filtered = self.chain.apply(frame)?;
         let (width, height, pixel) = (filtered.width(), filtered.height(), filtered.format());
         self.count += 1;
         filtered.set_pts(Some(self.count));
@@ -219,5 +213,39 @@ impl ImageWriter {
             height,
             bytes: data.len() as u64,
         })
+    }
+}
+
+/// The filter chain after the source: rotate for display, then bound the width, then convert.
+fn chain(format: ImageFormat, max_width: Option<u32>, rotation: u32) -> String {
+    let mut steps: Vec<String> = Vec::new();
+    if let Some(turn) = rotate(rotation) {
+        steps.push(turn.into());
+    }
+    if let Some(max) = max_width {
+        // Even heights keep 4:2:0 encoders happy; never upscale.
+        steps.push(format!("scale=w='min(iw,{max})':h=-2:flags=bicubic"));
+    }
+    steps.push(format!("format={}", pixel_format(format)));
+    steps.join(",")
+}
+
+/// The filters that turn a picture stored turned by `rotation` (clockwise degrees) upright.
+pub(crate) fn rotate(rotation: u32) -> Option<&'static str> {
+    match rotation {
+        90 => Some("transpose=clock"),
+        180 => Some("hflip,vflip"),
+        270 => Some("transpose=cclock"),
+        _ => None,
+    }
+}
+
+/// The pixel format each encoder is fed.
+fn pixel_format(format: ImageFormat) -> &'static str {
+    match format {
+        // Full-range 4:2:0, what the MJPEG encoder wants.
+        ImageFormat::Jpg => "yuvj420p",
+        ImageFormat::Png => "rgb24",
+        ImageFormat::Webp => "yuv420p",
     }
 }

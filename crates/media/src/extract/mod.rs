@@ -3,14 +3,23 @@
 //! Decoding untrusted files in-process is fast (no process per frame, no wasted decoding) but a
 //! decoder crash or hang must end one job, not its caller, so this code only ever runs in a child
 //! (`vidsnap internal-extract`), started by [`crate::frames`] through the process runner. The
-//! parent writes an [`ExtractSpec`] as JSON to the child's stdin; the child writes one [`Event`]
-//! per JSON line to stdout as each frame lands on disk, which is what drives progress.
+//! parent writes a [`Job`] as JSON to the child's stdin; the child writes one [`Event`] per JSON
+//! line to stdout as each frame lands on disk, which is what drives progress.
 //!
 //! - `source`: the demux/decode cursor that finds the frame for each target time.
 //! - `image`: rotation, scaling, pixel-format conversion and image encoding.
+//! - `measure`: scene scores and a poster candidate's measures, from the pixels.
+//! - `storyboard`: tiles pasted onto sprite sheets; `scenes`: one pass scoring every frame.
 
 mod image;
+mod measure;
+mod scenes;
 mod source;
+mod storyboard;
+
+pub use measure::FrameMetrics;
+pub use scenes::{SceneRecord, ScenesSpec};
+pub use storyboard::{SpriteRecord, StoryboardSpec, TileRecord};
 
 use std::{
     io::{self, BufRead, Read, Write},
@@ -22,6 +31,34 @@ use serde::{Deserialize, Serialize};
 use vidsnap_domain::{ErrorCode, FrameMode, ImageFormat, Quality, TargetTimes};
 
 /// What the parent asks the child to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    /// An image per target time: [`Event::Frame`] each.
+    Frames(ExtractSpec),
+    /// As `Frames` (exact mode), each frame also measured against the frame after it:
+    /// [`Event::Candidate`] each.
+    Candidates(ExtractSpec),
+    /// Tiles on sprite sheets: [`Event::Progress`] per tile, [`Event::Sprite`] per sheet.
+    Storyboard(StoryboardSpec),
+    /// Every frame scored: [`Event::Progress`] now and then, [`Event::Scene`] per cut kept
+    /// (at the end, in time order), then [`Event::Scanned`].
+    Scenes(ScenesSpec),
+}
+
+impl Job {
+    /// How many frames the child must report for the run to be whole (`None`: as many as it
+    /// finds).
+    pub fn expected(&self) -> Option<u64> {
+        match self {
+            Self::Frames(spec) | Self::Candidates(spec) => Some(spec.targets.len()),
+            Self::Storyboard(spec) => Some(spec.targets.len()),
+            Self::Scenes(_) => None,
+        }
+    }
+}
+
+/// The frames of a [`Job::Frames`] or [`Job::Candidates`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExtractSpec {
     pub input: PathBuf,
@@ -81,12 +118,35 @@ pub struct FrameRecord {
     pub bytes: u64,
 }
 
+/// A poster candidate: the frame written, and its measures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    #[serde(flatten)]
+    pub frame: FrameRecord,
+    pub metrics: FrameMetrics,
+}
+
 /// One line of the child's stdout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Event {
     Frame(FrameRecord),
-    Error { code: ErrorCode, message: String },
+    Candidate(Candidate),
+    Sprite(SpriteRecord),
+    Scene(SceneRecord),
+    /// Decoding reached `time` (seconds from the start).
+    Progress {
+        time: f64,
+    },
+    /// A scan ended: frames decoded, cuts above the threshold left out.
+    Scanned {
+        frames: u64,
+        dropped: u64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 /// A failure inside the child, with the code the parent will report.
@@ -134,12 +194,12 @@ pub fn child_main() -> ExitCode {
         .read_to_string(&mut input)
         .map_err(|e| ExtractError::new(ErrorCode::Internal, format!("reading spec: {e}")))
         .and_then(|_| {
-            serde_json::from_str::<ExtractSpec>(&input)
+            serde_json::from_str::<Job>(&input)
                 .map_err(|e| ExtractError::new(ErrorCode::Internal, format!("bad spec: {e}")))
         })
-        .and_then(|spec| {
-            extract(&spec, &mut |record| {
-                emit(&mut out, &Event::Frame(record))
+        .and_then(|job| {
+            run(&job, &mut |event| {
+                emit(&mut out, &event)
                     .map_err(|e| ExtractError::new(ErrorCode::Internal, format!("stdout: {e}")))
             })
         });
@@ -169,15 +229,32 @@ pub fn parse_event(line: &str) -> Result<Event, serde_json::Error> {
     serde_json::from_str(line.trim())
 }
 
-fn extract(
-    spec: &ExtractSpec,
-    on_frame: &mut dyn FnMut(FrameRecord) -> Result<(), ExtractError>,
+fn run(
+    job: &Job,
+    emit: &mut dyn FnMut(Event) -> Result<(), ExtractError>,
 ) -> Result<(), ExtractError> {
     ffmpeg_next::init().map_err(|e| ExtractError::new(ErrorCode::Internal, e.to_string()))?;
     ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
-    let mut source = source::Source::open(&spec.input, spec.mode)?;
+    match job {
+        Job::Frames(spec) => extract(spec, false, emit),
+        Job::Candidates(spec) => extract(spec, true, emit),
+        Job::Storyboard(spec) => storyboard::run(spec, emit),
+        Job::Scenes(spec) => scenes::run(spec, emit),
+    }
+}
+
+/// An image per target; `measure`d candidates are decoded in exact mode whatever the spec says
+/// (their measures need the frame after them).
+fn extract(
+    spec: &ExtractSpec,
+    measure: bool,
+    emit: &mut dyn FnMut(Event) -> Result<(), ExtractError>,
+) -> Result<(), ExtractError> {
+    let mode = if measure { FrameMode::Exact } else { spec.mode };
+    let mut source = source::Source::open(&spec.input, mode)?;
     let mut writer =
         image::ImageWriter::new(spec.format, spec.quality, spec.max_width, spec.rotation);
+    let mut meter = measure.then(measure::Meter::new);
     for (index, target) in spec.targets.times().enumerate() {
         let Some(frame) = source.frame_at(target)? else {
             return Err(ExtractError::new(
@@ -185,10 +262,18 @@ fn extract(
                 "no frame of the video could be decoded",
             ));
         };
+        // Measured first, on a copy: writing hands the frame's buffers to the encoder's graph.
+        let metrics = match meter.as_mut() {
+            Some(meter) => {
+                let next = source.following()?.map(|n| n.frame);
+                Some(meter.measure(frame.frame.clone(), next)?)
+            }
+            None => None,
+        };
         let file = frame_file_name(index, target, spec.format);
         let path = spec.out_dir.join(&file);
-        let written = writer.write(&frame.frame, &path)?;
-        on_frame(FrameRecord {
+        let written = writer.write(frame.frame, &path)?;
+        let record = FrameRecord {
             index,
             file,
             requested_time: target,
@@ -196,6 +281,13 @@ fn extract(
             width: written.width,
             height: written.height,
             bytes: written.bytes,
+        };
+        emit(match metrics {
+            Some(metrics) => Event::Candidate(Candidate {
+                frame: record,
+                metrics,
+            }),
+            None => Event::Frame(record),
         })?;
     }
     Ok(())

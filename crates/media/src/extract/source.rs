@@ -38,7 +38,8 @@ pub(crate) struct Timed {
 
 impl Clone for Timed {
     fn clone(&self) -> Self {
-        // `frame::Video::clone` takes a new reference to the same buffers: no pixel copy.
+        // `frame::Video::clone` allocates and copies the pixels (ffmpeg-next's `Clone` is
+        // `av_frame_copy`, not `av_frame_ref`): a few milliseconds for a 1080p frame.
         Self {
             frame: self.frame.clone(),
             time: self.time,
@@ -139,6 +140,24 @@ impl Source {
             FrameMode::Exact => self.exact_frame_at(target),
             FrameMode::Keyframe => self.keyframe_at(target),
         }
+    }
+
+    /// The next frame in presentation order, whatever its time: for reading a video straight
+    /// through (scene detection). Not to be mixed with [`Source::frame_at`].
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Timed>, ExtractError> {
+        match self.pending.take() {
+            Some(frame) => Ok(Some(frame)),
+            None => self.decode_next(),
+        }
+    }
+
+    /// Exact mode: the frame after the one [`Source::frame_at`] last returned (`None` at the
+    /// end), without moving on: the next target still finds its own frame.
+    pub(crate) fn following(&mut self) -> Result<Option<Timed>, ExtractError> {
+        if self.pending.is_none() {
+            self.pending = self.decode_next()?;
+        }
+        Ok(self.pending.clone())
     }
 
     fn seconds(&self, ticks: i64) -> f64 {

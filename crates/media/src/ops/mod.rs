@@ -9,11 +9,20 @@
 //! A variant of `vidsnap_domain::Operation` (with its options), a file here with its `run`, and
 //! its arm in [`MediaEngine::run`]; the compiler points at the `match` until it is there.
 
+mod av;
+mod concat;
 mod frames;
+mod merge_call;
+mod mux;
 mod package;
 mod probe;
 mod qc;
+mod scenes;
+mod smart_thumbnail;
+mod split;
+mod storyboard;
 mod thumbnail;
+mod trim;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +32,11 @@ use crate::{MediaEngine, MediaError, Progress};
 
 /// The content type of the JSON files operations write.
 const JSON: &str = "application/json";
+
+/// What to do when ffmpeg cannot be started.
+const INSTALL_FFMPEG_BINARY: &str = "install FFmpeg (Debian/Ubuntu: `apt-get install ffmpeg`, \
+     macOS: `brew install ffmpeg`); ffmpeg is taken from beside VIDSNAP_MEDIA__FFPROBE \
+     (`--ffprobe`) when that is a path, else from PATH";
 
 /// One input file of a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,16 +113,12 @@ impl MediaEngine {
         work: &Path,
         progress: &dyn Progress,
     ) -> Result<OpOutput, MediaError> {
-        let wanted = op.info().inputs;
-        if inputs.len() != wanted {
+        let info = op.info();
+        if !info.takes(inputs.len()) {
             // The domain checks arity when a recipe is made: this step can never run as given.
             return Err(MediaError::rejected(
                 ErrorCode::InvalidArgument,
-                format!(
-                    "{} takes {wanted} input(s), got {}",
-                    op.name(),
-                    inputs.len()
-                ),
+                format!("{} takes {}, got {}", op.name(), info.arity(), inputs.len()),
             ));
         }
         tokio::fs::create_dir_all(work)
@@ -127,6 +137,24 @@ impl MediaEngine {
             Operation::Qc(options) => qc::run(self, options, &inputs[0], work, progress).await,
             Operation::Package(options) => {
                 package::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::Storyboard(options) => {
+                storyboard::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::Scenes(options) => {
+                scenes::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::SmartThumbnail(options) => {
+                smart_thumbnail::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::Split(options) => {
+                split::run(self, options, &inputs[0], work, progress).await
+            }
+            Operation::Trim(options) => trim::run(self, options, &inputs[0], work, progress).await,
+            Operation::Concat(options) => concat::run(self, options, inputs, work, progress).await,
+            Operation::Mux(options) => mux::run(self, options, inputs, work, progress).await,
+            Operation::MergeCall(options) => {
+                merge_call::run(self, options, inputs, work, progress).await
             }
         }
     }

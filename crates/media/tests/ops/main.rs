@@ -10,13 +10,22 @@
 // Tests drive ffmpeg directly to make clips and to read pictures back, independently of the engine.
 #![allow(clippy::disallowed_methods)]
 
+mod av_support;
+mod concat;
 mod frames;
+mod merge_call;
+mod mux;
 mod package;
 mod probe;
 mod qc;
 mod runner;
+mod scenes;
+mod smart_thumbnail;
+mod split;
+mod storyboard;
 mod support;
 mod thumbnail;
+mod trim;
 
 use std::{panic, process::ExitCode, time::Instant};
 
@@ -63,6 +72,34 @@ const TESTS: &[Test] = tests![
     thumbnail::a_half_second_clip_at_one_second_is_its_last_frame,
     thumbnail::a_missing_extractor_is_retryable,
     runner::a_child_dies_with_its_sigkilled_parent,
+    storyboard::cues_cover_the_duration_and_point_inside_their_sheets,
+    storyboard::a_picture_of_another_shape_is_fitted_inside_its_tile,
+    storyboard::too_many_sheets_are_refused_before_anything_runs,
+    scenes::five_shots_give_four_cuts_within_a_frame_of_where_they_were_made,
+    scenes::a_clip_without_a_cut_has_none,
+    scenes::min_gap_and_max_scenes_keep_the_strongest,
+    smart_thumbnail::never_picks_a_black_frame_on_a_clip_that_starts_black,
+    smart_thumbnail::prefers_a_sharp_frame_over_a_blurred_one,
+    split::both_streams_are_copied_packet_for_packet,
+    split::a_file_without_one_of_the_streams_is_refused,
+    trim::audio_is_cut_at_the_sample,
+    trim::reencoded_video_is_cut_at_the_frame,
+    trim::copied_video_starts_at_the_keyframe_at_or_before_start,
+    trim::a_video_keeps_its_sound_in_step,
+    trim::times_the_file_does_not_reach_are_time_out_of_range,
+    concat::mixed_rates_layouts_and_codecs_join_in_order,
+    concat::videos_join_at_the_first_size_with_their_sound,
+    concat::one_input_is_not_a_list,
+    mux::pad_keeps_the_whole_video_and_pads_the_audio_with_silence,
+    mux::shortest_ends_with_the_audio_and_copies_aac,
+    mux::audio_that_is_not_aac_is_encoded,
+    mux::the_first_input_needs_a_video,
+    merge_call::the_call_then_the_recording_from_call_end,
+    merge_call::a_short_call_is_padded_with_silence_up_to_call_end,
+    merge_call::a_recording_without_sound_gets_silence_after_the_call,
+    merge_call::call_end_past_the_recording_is_time_out_of_range,
+    merge_call::a_call_without_sound_or_unreadable_is_refused,
+    merge_call::concurrent_merges_share_no_file,
 ];
 
 fn main() -> ExitCode {

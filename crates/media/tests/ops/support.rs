@@ -40,6 +40,7 @@ fn clips_dir() -> &'static Path {
         let mut hasher = std::hash::DefaultHasher::new();
         std::hash::Hash::hash(&version.stdout, &mut hasher);
         std::hash::Hash::hash(include_str!("support.rs"), &mut hasher);
+        std::hash::Hash::hash(include_str!("av_support.rs"), &mut hasher);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "media-clips-{:016x}",
             std::hash::Hasher::finish(&hasher)
@@ -146,9 +147,75 @@ fn qc_recipe(name: &str) -> Option<Vec<String>> {
     Some(recipe)
 }
 
+/// Where the shots of `shots.mp4` start: cuts at frames 50, 90, 150 and 185 of 250.
+pub const CUTS: [f64; 4] = [2.0, 3.6, 6.0, 7.4];
+
+/// The clips of the storyboard, scenes and smart thumbnail tests (320x240, 25 fps).
+fn scene_recipe(name: &str) -> Option<Vec<String>> {
+    let h264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"];
+    let shot = |source: &str, seconds: f64| {
+        let options = if source.contains('=') { ':' } else { '=' };
+        format!(
+            "{source}{options}size=320x240:rate={FPS}:duration={seconds},format=yuv420p,setsar=1"
+        )
+    };
+    let recipe = match name {
+        // Five shots, each unlike the others, cut where `CUTS` says.
+        "shots.mp4" => [
+            lavfi(&[
+                &shot("testsrc2", CUTS[0]),
+                &shot("smptehdbars", CUTS[1] - CUTS[0]),
+                &shot("color=c=0xC02020", CUTS[2] - CUTS[1]),
+                &shot("testsrc", CUTS[3] - CUTS[2]),
+                &shot("rgbtestsrc", 10.0 - CUTS[3]),
+            ]),
+            args(&[
+                "-filter_complex",
+                "[0:v][1:v][2:v][3:v][4:v]concat=n=5:v=1:a=0[v]",
+                "-map",
+                "[v]",
+            ]),
+            args(&h264),
+        ]
+        .concat(),
+        // One picture that never changes.
+        "still.mp4" => [lavfi(&[&shot("smptebars", 4.0)]), args(&h264)].concat(),
+        // A moving picture without a cut.
+        "motion.mp4" => [lavfi(&[&shot("testsrc2", 4.0)]), args(&h264)].concat(),
+        // Black for 2 s, a fade in from 2 to 3 s, then the picture until 6 s.
+        "starts-black.mp4" => [
+            lavfi(&[&shot("testsrc2", 6.0)]),
+            args(&[
+                "-vf",
+                "drawbox=enable='lt(t,2)':color=black:t=fill,fade=t=in:st=2:d=1",
+            ]),
+            args(&h264),
+        ]
+        .concat(),
+        // The same moving picture, blurred for 3 s, then sharp for 3 s.
+        "blur-then-sharp.mp4" => [
+            lavfi(&[&shot("testsrc2", 6.0)]),
+            args(&[
+                "-vf",
+                "boxblur=luma_radius=6:chroma_radius=6:enable='lt(t,3)'",
+            ]),
+            args(&h264),
+        ]
+        .concat(),
+        _ => return None,
+    };
+    Some(recipe)
+}
+
 /// ffmpeg arguments (before the output path) for each clip.
 fn recipe(name: &str) -> Vec<String> {
     if let Some(recipe) = qc_recipe(name) {
+        return recipe;
+    }
+    if let Some(recipe) = scene_recipe(name) {
+        return recipe;
+    }
+    if let Some(recipe) = crate::av_support::recipe(name) {
         return recipe;
     }
     match name {
@@ -306,10 +373,53 @@ fn mean(bytes: &[u8]) -> f64 {
     bytes.iter().map(|b| f64::from(*b)).sum::<f64>() / bytes.len().max(1) as f64
 }
 
+/// Mean luma of the rectangle `w`x`h` at `(x, y)` of an image.
+pub fn region_brightness(image: &Path, x: u32, y: u32, w: u32, h: u32) -> f64 {
+    mean(&gray(image, &["-vf", &format!("crop={w}:{h}:{x}:{y}")]))
+}
+
+/// Width and height of an image (or a video's first stream), as ffprobe reads them.
+pub fn picture_size(path: &Path) -> (u32, u32) {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (w, h) = text.trim().split_once(',').expect("width,height");
+    (w.parse().expect("width"), h.parse().expect("height"))
+}
+
+/// The container's duration in seconds, as ffprobe reads it.
+pub fn duration(path: &Path) -> f64 {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("a duration")
+}
+
 /// The index of the frame of `video` an image was made from: the one nearest in brightness,
 /// asserted to be clearly nearer than any other.
 pub fn source_frame(image: &Path, video: &Path) -> usize {
-    let target = image_brightness(image);
+    nearest_frame(image_brightness(image), video, &image.display().to_string())
+}
+
+/// The index of the frame of `video` nearest in brightness to `target`, asserted to be clearly
+/// nearer than any other (`what` names the picture in the message).
+pub fn nearest_frame(target: f64, video: &Path, what: &str) -> usize {
     let mut by_distance: Vec<(f64, usize)> = frame_brightness(video)
         .iter()
         .enumerate()
@@ -319,8 +429,7 @@ pub fn source_frame(image: &Path, video: &Path) -> usize {
     let (best, index) = by_distance[0];
     assert!(
         by_distance[1].0 - best > 1.0,
-        "{} is ambiguous: {by_distance:?}",
-        image.display()
+        "{what} is ambiguous: {by_distance:?}"
     );
     index
 }

@@ -8,6 +8,7 @@
 // Tests drive ffmpeg, ffprobe and the binary directly, as a user would.
 #![allow(clippy::disallowed_methods)]
 
+mod call_recording;
 mod cleanup;
 mod config;
 mod errors;

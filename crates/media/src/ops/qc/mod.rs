@@ -22,7 +22,7 @@ use self::{
     metadata::{Frame, Range},
     report::{Decoded, Facts, Media},
 };
-use super::{JSON, OpInput, OpOutput, Produced};
+use super::{INSTALL_FFMPEG_BINARY, JSON, OpInput, OpOutput, Produced};
 use crate::{
     MediaEngine, MediaError, Progress,
     engine::{file_size, file_url, strip_path},
@@ -30,11 +30,6 @@ use crate::{
     probe::{self, Probe},
     runner::Invocation,
 };
-
-/// What to do when ffmpeg cannot be started.
-const INSTALL_FFMPEG_BINARY: &str = "install FFmpeg (Debian/Ubuntu: `apt-get install ffmpeg`, \
-     macOS: `brew install ffmpeg`); ffmpeg is taken from beside VIDSNAP_MEDIA__FFPROBE \
-     (`--ffprobe`) when that is a path, else from PATH";
 
 /// The files the filter graph writes, relative to the work directory ffmpeg runs in.
 const VIDEO_FILE: &str = "qc-video.txt";
