@@ -1,5 +1,5 @@
-// Plays a packaged job: HLS (natively where the browser can, else hls.js) or DASH (dash.js),
-// with a choice of rendition. The libraries are loaded only when a player is shown.
+// Plays a packaged job: HLS (hls.js, or natively where Media Source Extensions are missing) or
+// DASH (dash.js), with a choice of rendition. The libraries load only when a player is shown.
 
 import { h, replace } from '../dom.js';
 
@@ -27,11 +27,13 @@ export function player(playback) {
     stop();
     status.textContent = `Loading ${name}…`;
     try {
-      if (name === 'HLS' && video.canPlayType('application/vnd.apple.mpegurl')) {
+      // hls.js wherever Media Source Extensions exist (it lists the renditions); the
+      // browser's own HLS (iOS Safari) otherwise.
+      const Hls = name === 'HLS' && window.MediaSource ? (await import(new URL('hls.min.mjs', VENDOR))).default : null;
+      if (name === 'HLS' && !(Hls && Hls.isSupported())) {
         video.src = url;
         stop = () => video.removeAttribute('src');
       } else if (name === 'HLS') {
-        const { default: Hls } = await import(new URL('hls.min.mjs', VENDOR));
         const hls = new Hls();
         hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => choices(data.levels.map((l) => ({ height: l.height, bitrate: l.bitrate })), (i) => { hls.currentLevel = i; }));
         hls.on(Hls.Events.ERROR, (_e, data) => { if (data.fatal) status.textContent = `HLS error: ${data.details}`; });
