@@ -193,11 +193,14 @@ pub struct RecipeView {
 pub struct OperationView {
     pub name: &'static str,
     pub summary: &'static str,
-    /// How many inputs a step of it reads.
+    /// How many inputs a step of it reads (at least).
     pub inputs: usize,
+    /// At most (`concat` takes 2 to 16).
+    pub max_inputs: usize,
     /// The artefacts it always makes (later steps may read them as `step/artefact`).
     pub artefacts: Vec<&'static str>,
-    /// Its options with their defaults.
+    /// Its options with their defaults; `{}` for an operation with a required option
+    /// (`merge_call`'s `call_end`).
     #[schema(value_type = Object)]
     pub defaults: serde_json::Value,
 }
@@ -717,10 +720,11 @@ async fn recipes(_caller: Caller) -> Json<Recipes> {
             name: info.name,
             summary: info.summary,
             inputs: info.inputs,
+            max_inputs: info.max_inputs,
             artefacts: info.artefacts.to_vec(),
             defaults: Operation::parse(info.name, &serde_json::Value::Null, "options")
                 .map(|op| op.options())
-                .unwrap_or_default(),
+                .unwrap_or_else(|_| serde_json::json!({})),
         })
         .collect();
     Json(Recipes {
