@@ -354,13 +354,15 @@ pub async fn wait_for_work_wakes_on_enqueue(queue: &dyn JobQueue) {
 /// `max_wait`.
 pub async fn wait_for_work_wakes_when_a_task_or_lease_falls_due(queue: &dyn JobQueue) {
     let long = Duration::from_secs(30);
+    // Timed from before the due time is set: a slow enqueue (a loaded machine) must not make an
+    // on-time claim look early.
+    let started = Instant::now();
     let soon = NewTask {
         not_before: now() + chrono::TimeDelta::milliseconds(500),
         ..task(JobId::new(), 0)
     };
     queue.enqueue(soon.clone()).await.unwrap();
     // A worker's loop: claim, else wait. The enqueue's own wake-up may end one wait early.
-    let started = Instant::now();
     let lease = loop {
         if let Some(lease) = queue.claim("w1", Duration::from_millis(500)).await.unwrap() {
             break lease;
