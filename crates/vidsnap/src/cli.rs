@@ -378,6 +378,28 @@ fn init_logging() {
         .init();
 }
 
+/// The operation `op` with options gathered from command-line flags; every problem is named by
+/// its flag (`--target-lufs: …`), all of them joined, as a usage error says them.
+pub(crate) fn operation_from_flags(
+    op: &str,
+    options: serde_json::Map<String, serde_json::Value>,
+) -> Result<vidsnap_domain::Operation, String> {
+    vidsnap_domain::Operation::parse(op, &serde_json::Value::Object(options), op).map_err(
+        |problems| {
+            let prefix = format!("{op}.");
+            let lines: Vec<String> = problems
+                .into_fields()
+                .into_iter()
+                .map(|(path, message)| {
+                    let key = path.strip_prefix(&prefix).unwrap_or(&path);
+                    format!("--{}: {message}", key.replace('_', "-"))
+                })
+                .collect();
+            lines.join("; ")
+        },
+    )
+}
+
 pub(crate) fn print_failure(json: bool, failure: &Failure) {
     if json {
         let body = serde_json::json!({

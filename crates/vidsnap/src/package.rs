@@ -63,17 +63,7 @@ impl PackageArgs {
         if let Some(preset) = &self.preset {
             options.insert("preset".into(), json!(preset));
         }
-        Operation::parse("package", &Value::Object(options), "package").map_err(|problems| {
-            let lines: Vec<String> = problems
-                .into_fields()
-                .into_iter()
-                .map(|(path, message)| {
-                    let key = path.strip_prefix("package.").unwrap_or(&path);
-                    format!("--{}: {message}", key.replace('_', "-"))
-                })
-                .collect();
-            lines.join("; ")
-        })
+        cli::operation_from_flags("package", options)
     }
 }
 

@@ -67,17 +67,7 @@ impl QcArgs {
         if let Some(db) = self.silence_db {
             set("silence_db", json!(db));
         }
-        Operation::parse("qc", &Value::Object(options), "qc").map_err(|problems| {
-            let lines: Vec<String> = problems
-                .into_fields()
-                .into_iter()
-                .map(|(path, message)| {
-                    let key = path.strip_prefix("qc.").unwrap_or(&path);
-                    format!("--{}: {message}", key.replace('_', "-"))
-                })
-                .collect();
-            lines.join("; ")
-        })
+        cli::operation_from_flags("qc", options)
     }
 }
 
