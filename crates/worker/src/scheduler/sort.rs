@@ -392,12 +392,8 @@ impl Sorter<'_> {
 
     /// Runs the job's qc step again (and what follows it): the next decision is the retry's.
     async fn retry(&self, job: &Job) -> PortResult<()> {
-        let step = job
-            .recipe
-            .steps
-            .iter()
-            .find(|s| matches!(s.op, Operation::Qc(_)))
-            .or_else(|| job.recipe.steps.first())
+        let step = qc_step(job)
+            .or_else(|| job.steps.first())
             .map(|s| s.name.clone())
             .ok_or_else(|| PortError::Refused("the job has no step".into()))?;
         self.jobs
