@@ -59,8 +59,9 @@ pub use limits::Limits;
 pub use ops::{Operation, Problems};
 pub use ports::{
     BlobStore, DirectMultipart, JobQueue, JobUpdate, Jobs, Lease, Move, MultipartStarted, NewTask,
-    Page, PortError, PortResult, PresignedRequest, QueueStats, Repository, SortItem, Sorting,
-    TaskMessage, Transition, UploadListener, UploadOutcome, UploadStaging, UploadedPart,
+    Page, PortError, PortResult, PresignedRequest, QueueStats, Repository, RequestError,
+    RequestListener, RequestOutcome, SortItem, Sorting, TaskMessage, Transition, UploadListener,
+    UploadOutcome, UploadStaging, UploadedPart,
 };
 pub use recipe::{InputRef, Recipe, RecipeDoc, StepSpec};
 pub use sorting::{MediaFacts, Mismatch, QcCounts, QcOutcome, QcResult, Sidecar};

@@ -580,6 +580,44 @@ pub enum UploadOutcome {
     NotAnUpload,
 }
 
+/// What a job request taken from a queue became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// A new job, queued.
+    Created(JobId),
+    /// The job this message made already (a redelivered message): nothing changed.
+    Duplicate(JobId),
+}
+
+/// Why a job request was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// It can never make a job (its shape, a malformed parameter): dead-letter it now with
+    /// `reason`, a stable code (`unknown-message`, `invalid-argument`).
+    #[error("{reason}: {message}")]
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
+    /// It may make one later (an input not stored yet, a backend down): leave it to the queue
+    /// to deliver again, and to dead-letter once its deliveries run out.
+    #[error("{0}")]
+    Retry(String),
+}
+
+/// Turns queue messages into jobs (seed 004's `{"recordingID", "callEndingTimestamp"}`): the
+/// queue consumers call it with each message that is not theirs to interpret otherwise.
+#[async_trait]
+pub trait RequestListener: Send + Sync {
+    /// `body` as received; `sent_at`, when the queue first took the message (the same on every
+    /// redelivery), names the job with the body, so a message delivered twice makes one job.
+    async fn requested(
+        &self,
+        body: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<RequestOutcome, RequestError>;
+}
+
 /// Told when a blob has been uploaded through a presigned URL (the local store's upload route,
 /// or an S3 event notification), so processing can start. `NotFound` when the key is not
 /// `{user}/{video}/{file}` of a known video.

@@ -8,6 +8,8 @@
 //!   waited for it; apply a change and enqueue the tasks it makes ready.
 //! - [`watch`]: watched folders: an object that lands in one becomes a video of its owner,
 //!   processed by its recipe, outputs beside it.
+//! - [`intake`]: job requests from a queue: a message of a known shape (seed 004's
+//!   `{"recordingID", "callEndingTimestamp"}`) names a recipe's input files and parameters.
 //! - [`error`]: [`JobError`]: a request that cannot become a job (with the JSON path of each
 //!   problem) or a port failure.
 //!
@@ -15,9 +17,11 @@
 //! `vidsnap_domain::job`; the repository applies them atomically.
 
 pub mod error;
+pub mod intake;
 pub mod service;
 pub mod watch;
 
 pub use error::JobError;
+pub use intake::{Intake, Intakes, check_intakes};
 pub use service::{JobService, Observer, RecipeSource, Silent, Uploaded};
 pub use watch::{Sort, Watch, as_folder, check_watches};

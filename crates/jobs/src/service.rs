@@ -52,6 +52,8 @@ pub struct JobService {
     observer: Arc<dyn Observer>,
     /// Folders whose new objects become videos (see [`crate::watch`]).
     pub(crate) watches: Vec<crate::Watch>,
+    /// Queue messages that start jobs (see [`crate::intake`]): their inputs' keys are no uploads.
+    pub(crate) intakes: Vec<crate::Intake>,
 }
 
 impl std::fmt::Debug for JobService {
@@ -75,6 +77,7 @@ impl JobService {
             max_attempts: max_attempts.clamp(1, recipe::MAX_ATTEMPTS),
             observer,
             watches: Vec::new(),
+            intakes: Vec::new(),
         }
     }
 
@@ -82,6 +85,13 @@ impl JobService {
     /// [`check_watches`](crate::check_watches)).
     pub fn with_watches(mut self, watches: Vec<crate::Watch>) -> Self {
         self.watches = watches;
+        self
+    }
+
+    /// The service with these intakes (check them first with
+    /// [`check_intakes`](crate::check_intakes)).
+    pub fn with_intakes(mut self, intakes: Vec<crate::Intake>) -> Self {
+        self.intakes = intakes;
         self
     }
 
@@ -151,6 +161,20 @@ impl JobService {
         params: Value,
         inputs: BTreeMap<String, VideoId>,
     ) -> Result<Job, JobError> {
+        self.create_as(JobId::new(), owner, source, params, inputs)
+            .await
+    }
+
+    /// [`create`](Self::create) under a given id: a job stored under `id` already is a
+    /// `Conflict`, which makes a request that names its job idempotent.
+    pub async fn create_as(
+        &self,
+        id: JobId,
+        owner: UserId,
+        source: RecipeSource,
+        params: Value,
+        inputs: BTreeMap<String, VideoId>,
+    ) -> Result<Job, JobError> {
         let mut problems = Problems::default();
         let (recipe, name) = match self.check(source, &params) {
             Ok((recipe, name)) => (Some(recipe), name),
@@ -197,7 +221,7 @@ impl JobService {
             return Err(JobError::Invalid(problems));
         };
         let (job, applied) = Job::new(
-            JobId::new(),
+            id,
             owner,
             name,
             recipe,
@@ -496,6 +520,9 @@ impl UploadListener for JobService {
     async fn uploaded(&self, key: &str, size: u64) -> PortResult<UploadOutcome> {
         if let Some(watch) = self.watch_of(key) {
             return self.register(&watch.clone(), key, size).await;
+        }
+        if self.intakes.iter().any(|i| i.names_input(key)) {
+            return Ok(UploadOutcome::NotAnUpload);
         }
         let Some(video) = self.video_of(key).await? else {
             return Ok(UploadOutcome::NotAnUpload);

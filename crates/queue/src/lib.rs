@@ -7,6 +7,9 @@
 //!   "object created" events into uploads (`UploadListener`).
 //! - `chunks`: upload chunks arriving as AMQP messages (seed 003), stored through the upload
 //!   core, each answered on its publisher's reply queue.
+//! - `requests`: job requests arriving as AMQP messages (seed 004's `{"recordingID",
+//!   "callEndingTimestamp"}`), turned into jobs by a `RequestListener`, retried through delay
+//!   queues and dead-lettered with a reason. (On SQS the S3 event consumer takes them.)
 //! - `contract` (feature `contract`): the behaviour every `JobQueue` backend shares, run against
 //!   the database queue and each broker.
 
@@ -14,4 +17,5 @@ pub mod amqp;
 pub mod chunks;
 #[cfg(feature = "contract")]
 pub mod contract;
+pub mod requests;
 pub mod sqs;

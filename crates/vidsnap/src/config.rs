@@ -203,6 +203,15 @@ pub struct Config {
     /// videos of `owner`, processed by `recipe` with `params`, outputs beside them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub watch: Vec<vidsnap_jobs::Watch>,
+    /// Job requests from a queue (`[[intake]]`): a message with the fields an intake's
+    /// templates name (seed 004's `{"recordingID", "callEndingTimestamp"}`) runs its recipe on
+    /// the files its keys name. They arrive on `[s3_events]`'s queue (SQS) or `[requests]`'s
+    /// (AMQP); workers consume them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub intake: Vec<vidsnap_jobs::Intake>,
+    /// The AMQP queue job requests arrive on, for `[[intake]]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<vidsnap_queue::requests::RequestConfig>,
     /// Upload chunks arriving as AMQP messages (seed 003's uploader), stored into upload
     /// sessions and answered on each publisher's reply queue. API processes consume them.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -77,7 +77,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::new(events.clone()),
     );
     vidsnap_jobs::check_watches(&jobs, &config.watch).map_err(anyhow::Error::msg)?;
-    let jobs = jobs.with_watches(config.watch.clone());
+    vidsnap_jobs::check_intakes(&config.intake).map_err(anyhow::Error::msg)?;
+    let jobs = jobs
+        .with_watches(config.watch.clone())
+        .with_intakes(config.intake.clone());
+    if !config.intake.is_empty() && config.requests.is_none() && config.s3_events.is_none() {
+        anyhow::bail!(
+            "[[intake]] needs a queue to read job requests from: [requests] (AMQP) or \
+             [s3_events] (SQS)"
+        );
+    }
     let on_upload = Arc::new(jobs.clone());
     let uploads = UploadCore::new(
         repo.clone(),
@@ -139,10 +148,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             );
             tasks.spawn(watcher.run(shutdown.clone()));
         }
+        let requests = (!config.intake.is_empty()).then(|| {
+            Arc::new(vidsnap_jobs::Intakes::new(jobs.clone(), blobs.clone()))
+                as Arc<dyn vidsnap_domain::RequestListener>
+        });
+        if let (Some(requests_config), Some(requests)) = (&config.requests, &requests) {
+            let consumer = vidsnap_queue::requests::RequestConsumer::new(
+                requests_config.clone(),
+                requests.clone(),
+            )
+            .context("configuring the job request consumer (requests)")?;
+            tasks.spawn(consumer.run(shutdown.clone()));
+        }
         if let Some(events_config) = &config.s3_events {
-            let consumer = S3EventConsumer::new(events_config, on_upload.clone())
+            let mut consumer = S3EventConsumer::new(events_config, on_upload.clone())
                 .await
                 .context("configuring the S3 event consumer (s3_events)")?;
+            if let Some(requests) = &requests {
+                consumer = consumer.with_requests(requests.clone());
+            }
             if let Some(store) = &s3 {
                 notification_check = BucketNotificationCheck::new(store, &consumer).await;
             }

@@ -92,7 +92,7 @@ mod consumer;
 mod lease;
 mod message;
 mod publisher;
-mod topology;
+pub(crate) mod topology;
 
 use std::{
     collections::HashMap,

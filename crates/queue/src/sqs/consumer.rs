@@ -1,4 +1,6 @@
-//! The consumer of S3 event notifications: "object created" records become uploads.
+//! The consumer of S3 event notifications: "object created" records become uploads. The same
+//! queue takes job requests (seed 004's `{"recordingID", "callEndingTimestamp"}`): a message
+//! that is not an S3 event goes to the [`RequestListener`] when one is set.
 
 use std::{sync::Arc, time::Duration};
 
@@ -6,10 +8,14 @@ use aws_sdk_sqs::{
     Client,
     types::{Message, MessageSystemAttributeName, QueueAttributeName},
 };
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use vidsnap_domain::{PortError, PortResult, UploadListener, UploadOutcome, UserId, VideoId};
+use vidsnap_domain::{
+    PortError, PortResult, RequestError, RequestListener, RequestOutcome, UploadListener,
+    UploadOutcome, UserId, VideoId,
+};
 
 use super::{
     client::{
@@ -29,7 +35,8 @@ pub struct S3EventsConfig {
     pub queue_url: String,
     /// Where records that are not uploads of known videos go (as one-record S3 events, with the
     /// `reason` message attribute: `unknown-video`, `bad-key`, `wrong-bucket`,
-    /// `not-an-s3-event`).
+    /// `not-an-s3-event`), and job requests that can never make a job (as received, with
+    /// `reason` `unknown-message` or `invalid-argument`).
     pub dead_letter_queue_url: String,
     /// The longest single long poll, in seconds (1 to 20). A long poll returns as soon as a
     /// message arrives, and shutdown does not wait for it.
@@ -139,6 +146,7 @@ pub struct S3EventConsumer {
     /// Without slashes at either end; empty for none.
     key_prefix: String,
     listener: Arc<dyn UploadListener>,
+    requests: Option<Arc<dyn RequestListener>>,
 }
 
 impl std::fmt::Debug for S3EventConsumer {
@@ -190,7 +198,15 @@ impl S3EventConsumer {
                 .trim_matches('/')
                 .to_owned(),
             listener,
+            requests: None,
         })
+    }
+
+    /// The consumer, also turning messages that are not S3 events into jobs (`[[intake]]`).
+    #[must_use]
+    pub fn with_requests(mut self, requests: Arc<dyn RequestListener>) -> Self {
+        self.requests = Some(requests);
+        self
     }
 
     /// The ARN of the queue this consumer reads (what a bucket notification must name).
@@ -261,6 +277,7 @@ impl S3EventConsumer {
             .visibility_timeout(self.visibility_seconds)
             .wait_time_seconds(self.wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(|e| unavailable("ReceiveMessage", &e))?;
@@ -279,9 +296,17 @@ impl S3EventConsumer {
         let Some(receipt) = message.receipt_handle else {
             return;
         };
+        // When SQS first took the message: the same on every delivery.
+        let sent_at = message
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+            .and_then(|millis| millis.parse::<i64>().ok())
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or_else(Utc::now);
         let body = message.body.unwrap_or_default();
         let settled = tokio::select! {
-            settled = self.settle(&id, body) => settled,
+            settled = self.settle(&id, body, sent_at) => settled,
             () = self.keep_invisible(&id, &receipt) => Settled::Leave,
         };
         match settled {
@@ -328,8 +353,11 @@ impl S3EventConsumer {
     }
 
     /// Handles every record of a message body.
-    async fn settle(&self, id: &str, body: String) -> Settled {
+    async fn settle(&self, id: &str, body: String, sent_at: DateTime<Utc>) -> Settled {
         match parse_message(&body) {
+            Err(_) if self.requests.is_some() && !is_s3_shaped(&body) => {
+                self.request(id, body, sent_at).await
+            }
             Err(e) => {
                 tracing::warn!(message = %id, error = %e, "dead-lettering a message that is not an S3 event");
                 self.dead_letter(body, "not-an-s3-event").await
@@ -347,6 +375,35 @@ impl S3EventConsumer {
                     }
                 }
                 settled
+            }
+        }
+    }
+
+    /// Hands a job request to the listener: `Delete` once it made its job or was dead-lettered.
+    async fn request(&self, id: &str, body: String, sent_at: DateTime<Utc>) -> Settled {
+        let Some(requests) = &self.requests else {
+            return self.dead_letter(body, "not-an-s3-event").await;
+        };
+        match requests.requested(&body, sent_at).await {
+            Ok(RequestOutcome::Created(job)) => {
+                tracing::info!(message = %id, %job, "job request: job created");
+                count_request("created");
+                Settled::Delete
+            }
+            Ok(RequestOutcome::Duplicate(job)) => {
+                tracing::info!(message = %id, %job, "job request delivered again: its job exists");
+                count_request("duplicate");
+                Settled::Delete
+            }
+            Err(RequestError::Refused { reason, message }) => {
+                tracing::warn!(message = %id, reason, why = %message, "dead-lettering a job request");
+                count_request(reason);
+                self.dead_letter(body, reason).await
+            }
+            Err(RequestError::Retry(why)) => {
+                tracing::warn!(message = %id, %why, "job request left for redelivery");
+                count_request("retry");
+                Settled::Leave
             }
         }
     }
@@ -433,6 +490,18 @@ impl S3EventConsumer {
 
 fn count(outcome: &'static str) {
     metrics::counter!("vidsnap_s3_events_total", "outcome" => outcome).increment(1);
+}
+
+fn count_request(outcome: &'static str) {
+    metrics::counter!("vidsnap_job_requests_total", "outcome" => outcome).increment(1);
+}
+
+/// Whether `body` looks like an S3 event or SNS envelope (malformed or not): those are never
+/// job requests, and keep being dead-lettered as `not-an-s3-event`.
+fn is_s3_shaped(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| {
+        v.get("Records").is_some() || v.get("Event").is_some() || v.get("Type").is_some()
+    })
 }
 
 /// `key` without `prefix/`; `None` when it is outside the prefix. An empty prefix keeps every
