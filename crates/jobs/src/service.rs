@@ -544,7 +544,7 @@ impl UploadListener for JobService {
 
 impl JobService {
     /// The video whose upload `key` is; `None` for another blob beside a known video (an
-    /// output) or a staged piece; `NotFound` when no known video has that key.
+    /// output), a job's artefact or a staged piece; `NotFound` when no known video has that key.
     async fn video_of(&self, key: &str) -> PortResult<Option<Video>> {
         // Resumable uploads stage pieces under `.uploads/{upload}/` (vidsnap-storage's S3
         // staging writes an object per piece): their events are not uploads, nor unknown keys.
@@ -552,10 +552,14 @@ impl JobService {
             return Ok(None);
         }
         let mut parts = key.splitn(3, '/');
-        let (Some(_user), Some(video), Some(file)) = (parts.next(), parts.next(), parts.next())
+        let (Some(user), Some(video), Some(file)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(PortError::NotFound);
         };
+        // A job's artefacts (`{user}/jobs/{job}/{step}/…`): outputs, not uploads.
+        if video == "jobs" && user.parse::<UserId>().is_ok() {
+            return Ok(None);
+        }
         let id: VideoId = video.parse().map_err(|_| PortError::NotFound)?;
         let video = self.repo.video(None, id).await?;
         if file.is_empty() || !key.starts_with(&format!("{}/", video.owner)) {

@@ -325,7 +325,7 @@ impl S3EventConsumer {
                 }
             }
             Settled::Leave => {
-                tracing::warn!(message = %id, receives, "S3 event left for redelivery");
+                tracing::warn!(message = %id, receives, "message left for redelivery");
             }
         }
     }

@@ -16,7 +16,7 @@ use crate::support::Sandbox;
 
 /// A 6 s recording (160x120, 25 fps, an 880 Hz tone) and a 4 s call (440 Hz, 8 kHz mono WAV),
 /// made in the sandbox.
-fn clips(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
+pub(crate) fn clips(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
     let recording = sandbox.root.path().join("recording.mp4");
     let call = sandbox.root.path().join("call.wav");
     let make = |args: &[&str], path: &Path| {

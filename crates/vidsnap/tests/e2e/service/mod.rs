@@ -11,6 +11,7 @@ mod isolation;
 mod jobs;
 mod multipart;
 mod playback;
+mod requests;
 mod s3_events;
 mod sorting;
 mod support;

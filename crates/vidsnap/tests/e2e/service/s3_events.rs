@@ -19,14 +19,14 @@ use super::{
 use crate::support::{Sandbox, clip};
 
 /// SQS queues on moto for one test, deleted on drop.
-struct MotoQueues {
-    sqs: aws_sdk_sqs::Client,
+pub(super) struct MotoQueues {
+    pub(super) sqs: aws_sdk_sqs::Client,
     endpoint: String,
     urls: Vec<String>,
 }
 
 impl MotoQueues {
-    async fn new(endpoint: &str) -> MotoQueues {
+    pub(super) async fn new(endpoint: &str) -> MotoQueues {
         let sqs = vidsnap_queue::sqs::SqsClientConfig {
             region: Some("us-east-1".into()),
             endpoint: Some(endpoint.to_owned()),
@@ -44,7 +44,7 @@ impl MotoQueues {
     }
 
     /// A queue redriving to a new dead-letter queue after 5 receives: (queue, dead letters).
-    async fn pair(&mut self, name: &str) -> (String, String) {
+    pub(super) async fn pair(&mut self, name: &str) -> (String, String) {
         use aws_sdk_sqs::types::QueueAttributeName;
         let suffix = uuid::Uuid::new_v4().simple();
         let dead = self
@@ -87,7 +87,7 @@ impl MotoQueues {
     }
 
     /// Messages on a queue, visible or not.
-    async fn count(&self, url: &str) -> u64 {
+    pub(super) async fn count(&self, url: &str) -> u64 {
         use aws_sdk_sqs::types::QueueAttributeName;
         let attributes = self
             .sqs
@@ -110,7 +110,7 @@ impl MotoQueues {
     }
 
     /// The `reason` attributes of the messages on a dead-letter queue (at least `n` of them).
-    async fn reasons(&self, url: &str, n: usize) -> Vec<String> {
+    pub(super) async fn reasons(&self, url: &str, n: usize) -> Vec<String> {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut reasons = Vec::new();
         while reasons.len() < n {
@@ -144,7 +144,7 @@ impl MotoQueues {
     }
 
     /// A bucket's `s3:ObjectCreated:*` events go to `queue` (moto checks no signatures).
-    async fn notify(&self, bucket: &str, queue: &str) {
+    pub(super) async fn notify(&self, bucket: &str, queue: &str) {
         let configuration = format!(
             r#"<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
                  <QueueConfiguration>
@@ -184,7 +184,7 @@ impl Drop for MotoQueues {
 /// What every process of these tests reads: PostgreSQL, one `[aws]` section for every AWS client
 /// (the storage's, the SQS queue's and the S3 event consumer's; the consumer's bucket and key
 /// prefix follow `[storage]`), the bucket, and the events' queue pair.
-fn events_env(
+pub(super) fn events_env(
     moto: &str,
     database: &ScratchDatabase,
     bucket: &Bucket,
