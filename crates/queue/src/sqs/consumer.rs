@@ -500,7 +500,10 @@ fn count_request(outcome: &'static str) {
 /// job requests, and keep being dead-lettered as `not-an-s3-event`.
 fn is_s3_shaped(body: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| {
-        v.get("Records").is_some() || v.get("Event").is_some() || v.get("Type").is_some()
+        let text = |field: &str| v.get(field).and_then(serde_json::Value::as_str);
+        v.get("Records").is_some()
+            || text("Type") == Some("Notification")
+            || text("Event").is_some_and(|e| e.starts_with("s3:"))
     })
 }
 
@@ -550,6 +553,24 @@ mod tests {
             "queue_url": "q", "dead_letter_queue_url": "d", "prefix": "p",
         }));
         assert!(unknown.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn s3_shaped_bodies_are_never_job_requests() {
+        for body in [
+            r#"{"Records": "oops"}"#,
+            r#"{"Type": "Notification", "Message": "{}"}"#,
+            r#"{"Event": "s3:TestEvent"}"#,
+        ] {
+            assert!(is_s3_shaped(body), "{body}");
+        }
+        for body in [
+            r#"{"recordingID": "r-1", "callEndingTimestamp": "00:00:14"}"#,
+            r#"{"Type": "call", "Event": "ended"}"#,
+            "not json",
+        ] {
+            assert!(!is_s3_shaped(body), "{body}");
+        }
     }
 
     #[test]
