@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use vidsnap_domain::{
     Artefact, Change, ErrorCode, Failure, InputRef, Job, JobId, JobInput, JobStatus, RecipeDoc,
-    StepOutcome, Task, UserId, Verdict, VideoId, recipe,
+    StepOutcome, StepStatus, Task, UserId, Verdict, VideoId, recipe,
 };
 use vidsnap_media::{MediaEngine, OpInput, OpOutput, Progress, WorkDir};
 
@@ -90,6 +90,19 @@ pub(crate) async fn run(engine: MediaEngine, args: RunArgs) -> Result<ExitCode, 
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), "{text}");
     } else {
+        // Each step that failed, with its code, as `vidsnap frames` reports errors.
+        for step in &runner.job.steps {
+            if let Some(error) = step
+                .last_error
+                .as_ref()
+                .filter(|_| matches!(step.status, StepStatus::Failed | StepStatus::Dead))
+            {
+                eprintln!(
+                    "error[{}]: step {}: {}",
+                    error.code, step.name, error.message
+                );
+            }
+        }
         eprintln!(
             "{}: {}",
             runner.job.status,

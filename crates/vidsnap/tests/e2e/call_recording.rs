@@ -133,6 +133,10 @@ fn the_merged_recording_and_its_thumbnail_or_a_coded_refusal() {
     let output = run(&sandbox, &call, &recording, "00:00:07", &out);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error[time-out-of-range]: step merge: "),
+        "the failed step's code and message: {stderr}"
+    );
     assert_eq!(Sandbox::list(&out), ["job.json"], "no partial output");
     let job: Value = serde_json::from_slice(&std::fs::read(out.join("job.json")).unwrap()).unwrap();
     assert_eq!(job["status"], "failed");
