@@ -22,7 +22,7 @@ use vidsnap_db::testing::ScratchDatabase;
 use super::{
     cluster::{Bucket, metrics},
     s3_events::{MotoQueues, events_env},
-    support::{App, service},
+    support::{App, Smtp, service},
 };
 use crate::{call_recording::clips, support::Sandbox};
 
@@ -84,8 +84,8 @@ async fn settled_jobs(app: &App, token: &str, n: usize) -> Vec<Value> {
 }
 
 /// The two jobs the messages make: the merge succeeded (the call up to 3.5 s, its thumbnail),
-/// and the late `call_end` failed with its code, never retried.
-async fn check_jobs(app: &App, token: &str) {
+/// and the late `call_end` failed with its code, never retried. Their ids.
+async fn check_jobs(app: &App, token: &str) -> [String; 2] {
     let jobs = settled_jobs(app, token, 2).await;
     let by_status = |status: &str| {
         jobs.iter()
@@ -97,7 +97,8 @@ async fn check_jobs(app: &App, token: &str) {
     for job in [&merged, &late] {
         assert_eq!(job["recipe_name"], "call-recording", "{job}");
     }
-    let id = merged["id"].as_str().unwrap();
+    let merged_id = merged["id"].as_str().unwrap().to_owned();
+    let id = merged_id.as_str();
     let (_, merged) = app
         .call(Method::GET, &format!("/v1/jobs/{id}"), Some(token), None)
         .await;
@@ -114,13 +115,15 @@ async fn check_jobs(app: &App, token: &str) {
     assert_eq!(merge["result"]["call_end"], 3.5, "{merge}");
     assert_eq!(merge["result"]["video"]["copied"], true, "{merge}");
     assert_eq!(step(&merged, "thumbnail")["status"], "succeeded");
-    let id = late["id"].as_str().unwrap();
+    let late_id = late["id"].as_str().unwrap().to_owned();
+    let id = late_id.as_str();
     let (_, late) = app
         .call(Method::GET, &format!("/v1/jobs/{id}"), Some(token), None)
         .await;
     let merge = step(&late, "merge");
     assert_eq!(merge["last_error"]["code"], "time-out-of-range", "{merge}");
     assert_eq!(merge["attempts"], 1, "not retried: {merge}");
+    [merged_id, late_id]
 }
 
 /// The `vidsnap_job_requests_total{outcome}` count on `app`'s metrics.
@@ -162,7 +165,8 @@ async fn seed_004_messages_on_rabbitmq_make_call_recording_jobs() {
     std::fs::write(data.path().join("vidsnap.toml"), config).unwrap();
     copy_into(&call, &data.path().join("blobs/connect/r-1.wav"));
     copy_into(&recording, &data.path().join("blobs/screens/r-1.mp4"));
-    let app = App::start(data.path(), &[]).await;
+    let smtp = Smtp::start().await;
+    let app = App::start(data.path(), &smtp.env()).await;
     let token = app.register("ana@example.com").await;
 
     let connection = Connection::connect(&url, ConnectionProperties::default())
@@ -215,7 +219,20 @@ async fn seed_004_messages_on_rabbitmq_make_call_recording_jobs() {
     for (body, _) in messages() {
         publish(&body).await;
     }
-    check_jobs(&app, &token).await;
+    let jobs = check_jobs(&app, &token).await;
+    // The owner hears of each: one e-mail per job's outcome.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !jobs
+        .iter()
+        .all(|id| smtp.messages().iter().any(|m| m.contains(id.as_str())))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no e-mail for each job: {:?}",
+            smtp.messages()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The first message delivered again (same body, same time): its job exists, no other.
     publish(&messages()[0].0).await;
     wait_counted(&app, "duplicate", 1).await;
