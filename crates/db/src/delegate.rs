@@ -159,6 +159,14 @@ macro_rules! delegate_ports {
                 accounts::take_refresh_token(self, token_sha256).await
             }
 
+            async fn revoke_session(&self, id: &str, expires_at: DateTime<Utc>) -> PortResult<()> {
+                accounts::revoke_session(self, id, expires_at).await
+            }
+
+            async fn session_revoked(&self, id: &str) -> PortResult<bool> {
+                accounts::session_revoked(self, id).await
+            }
+
             async fn create_api_key(&self, key: &ApiKey) -> PortResult<()> {
                 accounts::create_api_key(self, key).await
             }

@@ -182,6 +182,10 @@ pub trait Repository: Jobs + Sorting + Send + Sync {
     ) -> PortResult<()>;
     /// Consumes a refresh token (single use: rotation); `NotFound` when unknown, used or expired.
     async fn take_refresh_token(&self, token_sha256: &str) -> PortResult<UserId>;
+    /// Records that browser session `id` (valid until `expires_at`) was signed out. Idempotent.
+    async fn revoke_session(&self, id: &str, expires_at: DateTime<Utc>) -> PortResult<()>;
+    /// Whether browser session `id` was signed out.
+    async fn session_revoked(&self, id: &str) -> PortResult<bool>;
     async fn create_api_key(&self, key: &ApiKey) -> PortResult<()>;
     /// An unrevoked key by its secret's hash; records the use.
     async fn api_key_by_secret(&self, secret_sha256: &str) -> PortResult<ApiKey>;

@@ -64,7 +64,7 @@ impl FromRequestParts<AppState> for Caller {
             })
             .or_else(|| header("x-api-key"));
         let Some(credential) = credential else {
-            return Self::from_session(parts, state);
+            return Self::from_session(parts, state).await;
         };
         let credential = credential.trim().to_owned();
         let refused = || ApiError::unauthorized("the token is invalid or expired");
@@ -100,17 +100,29 @@ impl FromRequestParts<AppState> for Caller {
 
 impl Caller {
     /// The browser session cookie, when no credential header was sent.
-    fn from_session(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_session(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = session::cookie(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("sign in: send `Authorization: Bearer <token>`")
         })?;
-        let user = state
+        let signed_in = state
             .keys
             .verify_session(token)
             .ok_or_else(|| ApiError::unauthorized("the session has expired: sign in again"))?;
         if !parts.method.is_safe() {
             session::check_origin(&parts.headers, &state.settings, true)?;
         }
-        Ok(Self { user })
+        let revoked = state
+            .repo
+            .session_revoked(&signed_in.id)
+            .await
+            .map_err(|e| ApiError::from_port(e, "session"))?;
+        if revoked {
+            return Err(ApiError::unauthorized(
+                "this session was signed out: sign in again",
+            ));
+        }
+        Ok(Self {
+            user: signed_in.user,
+        })
     }
 }

@@ -35,6 +35,18 @@ struct Claims {
     iat: i64,
     typ: String,
     iss: String,
+    /// A session's id, which signing out revokes; not in access tokens.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    jti: String,
+}
+
+/// A browser session a cookie carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: UserId,
+    /// Revoked by signing out (`Repository::revoke_session`).
+    pub id: String,
+    pub expires_at: chrono::DateTime<Utc>,
 }
 
 /// The issuer name in our own tokens; tokens from other issuers go to OIDC verification.
@@ -59,6 +71,7 @@ impl TokenKeys {
             exp: now + self.access_ttl.as_secs() as i64,
             typ: "access".into(),
             iss: ISSUER.into(),
+            jti: String::new(),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
@@ -81,16 +94,30 @@ impl TokenKeys {
             exp: now + ttl.as_secs() as i64,
             typ: "session".into(),
             iss: ISSUER.into(),
+            jti: random_secret("vss_"),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
-    /// The user a session token names, if it is ours, valid, unexpired and of the session type.
-    pub fn verify_session(&self, token: &str) -> Option<UserId> {
-        self.verify(token, "session")
+    /// The session a token carries, if it is ours, valid, unexpired, of the session type and
+    /// has an id (whether it was signed out is the repository's to say).
+    pub fn verify_session(&self, token: &str) -> Option<Session> {
+        let claims = self.claims(token, "session")?;
+        if claims.jti.is_empty() {
+            return None;
+        }
+        Some(Session {
+            user: claims.sub.parse().ok()?,
+            id: claims.jti,
+            expires_at: chrono::DateTime::<Utc>::from_timestamp(claims.exp, 0)?,
+        })
     }
 
     fn verify(&self, token: &str, typ: &str) -> Option<UserId> {
+        self.claims(token, typ)?.sub.parse().ok()
+    }
+
+    fn claims(&self, token: &str, typ: &str) -> Option<Claims> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 5;
@@ -98,7 +125,7 @@ impl TokenKeys {
         if data.claims.typ != typ {
             return None;
         }
-        data.claims.sub.parse().ok()
+        Some(data.claims)
     }
 }
 
@@ -146,7 +173,14 @@ mod tests {
         let session = keys()
             .session_token(user, Duration::from_secs(60))
             .expect("token");
-        assert_eq!(keys().verify_session(&session), Some(user));
+        let signed_in = keys().verify_session(&session).expect("a session");
+        assert_eq!(signed_in.user, user);
+        assert!(signed_in.id.starts_with("vss_"), "{}", signed_in.id);
+        let other = keys()
+            .session_token(user, Duration::from_secs(60))
+            .expect("token");
+        let other = keys().verify_session(&other).expect("a session");
+        assert_ne!(other.id, signed_in.id, "each sign-in is its own session");
         assert_eq!(keys().verify_access(&session), None);
         let access = keys().access_token(user).expect("token");
         assert_eq!(keys().verify_session(&access), None);

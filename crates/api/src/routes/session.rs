@@ -67,8 +67,8 @@ async fn sign_in(
 
 /// Sign out a browser
 ///
-/// Removes the session cookie. Sessions are not stored: a copy of the token stays valid until
-/// it expires. Another origin's page cannot sign a browser out (403 `csrf-refused`).
+/// Removes the session cookie and revokes the session: a copy of the cookie is refused from then
+/// on (401). Another origin's page cannot sign a browser out (403 `csrf-refused`).
 #[utoipa::path(
     delete,
     path = "/v1/auth/session",
@@ -83,6 +83,15 @@ async fn sign_in(
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(refused) = check_origin(&headers, &state.settings, false) {
         return refused.into_response();
+    }
+    if let Some(signed_in) = session::cookie(&headers).and_then(|t| state.keys.verify_session(t))
+        && let Err(e) = state
+            .repo
+            .revoke_session(&signed_in.id, signed_in.expires_at)
+            .await
+    {
+        // The cookie stays, so the browser can sign out again once the database answers.
+        return ApiError::from_port(e, "session").into_response();
     }
     let cookie = session::clear_cookie(session::is_https(&headers, &state.settings));
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()

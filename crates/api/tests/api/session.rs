@@ -46,6 +46,25 @@ async fn signed_in(app: &TestApp, extra: &[(&str, String)]) -> (String, String) 
     (tokens["access_token"].as_str().unwrap().to_owned(), cookie)
 }
 
+/// Ada signs in from another browser (already registered); returns its `Set-Cookie`.
+async fn signed_in_again(app: &TestApp) -> String {
+    let headers = vec![
+        ("content-type", "application/json".to_owned()),
+        ("host", HOST.to_owned()),
+        ("origin", OWN.to_owned()),
+    ];
+    let answer = app
+        .client(None)
+        .call_raw(
+            S::OK,
+            "POST /v1/auth/session",
+            &headers,
+            credentials().to_string().into_bytes(),
+        )
+        .await;
+    answer.headers["set-cookie"].to_str().unwrap().to_owned()
+}
+
 /// `name=value` of a `Set-Cookie`, as a browser sends it back.
 fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
@@ -222,7 +241,7 @@ async fn tokens_and_api_keys_are_unaffected_by_origin() {
 }
 
 #[tokio::test]
-async fn signing_in_from_another_origin_is_refused_and_signing_out_removes_the_cookie() {
+async fn signing_in_from_another_origin_is_refused_and_signing_out_revokes_the_session() {
     let app = spawn_app().await;
     let (_, cookie) = signed_in(&app, &[]).await;
     let headers = [
@@ -254,6 +273,21 @@ async fn signing_in_from_another_origin_is_refused_and_signing_out_removes_the_c
     let cleared = out.headers["set-cookie"].to_str().unwrap();
     assert!(cleared.starts_with("vidsnap_session=;"), "{cleared}");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // A copy of the signed-out cookie is refused; another browser's session is not.
+    let other_browser = signed_in_again(&app).await;
+    let gone = with_cookie(&app, S::UNAUTHORIZED, "GET /v1/me", &cookie, None, None).await;
+    assert_eq!(gone.body["error"]["code"], "unauthorized");
+    with_cookie(&app, S::OK, "GET /v1/me", &other_browser, None, None).await;
+    // Signing out twice is harmless.
+    with_cookie(
+        &app,
+        S::NO_CONTENT,
+        "DELETE /v1/auth/session",
+        &cookie,
+        Some(OWN),
+        None,
+    )
+    .await;
     // A wrong password sets nothing.
     let wrong = json!({"email": "ada@example.com", "password": "not the password"});
     let answer = app

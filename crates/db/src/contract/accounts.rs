@@ -78,6 +78,29 @@ pub async fn refresh_tokens_are_single_use_and_expire(repo: &dyn Repository) {
     );
 }
 
+pub async fn signed_out_sessions_stay_revoked(repo: &dyn Repository) {
+    assert!(!repo.session_revoked("s-1").await.unwrap());
+    repo.revoke_session("s-1", now() + seconds(3600))
+        .await
+        .unwrap();
+    // Idempotent: a second sign-out of the same cookie.
+    repo.revoke_session("s-1", now() + seconds(3600))
+        .await
+        .unwrap();
+    assert!(repo.session_revoked("s-1").await.unwrap());
+    assert!(!repo.session_revoked("s-2").await.unwrap());
+    // A session that expired is forgotten by the next sign-out (its cookie is refused anyway).
+    repo.revoke_session("s-old", now() - seconds(1))
+        .await
+        .unwrap();
+    repo.revoke_session("s-2", now() + seconds(3600))
+        .await
+        .unwrap();
+    assert!(!repo.session_revoked("s-old").await.unwrap());
+    assert!(repo.session_revoked("s-1").await.unwrap());
+    assert!(repo.session_revoked("s-2").await.unwrap());
+}
+
 pub async fn api_keys_work_until_revoked(repo: &dyn Repository) {
     let alice = new_user(repo, "alice@example.com").await;
     let bob = new_user(repo, "bob@example.com").await;

@@ -42,6 +42,7 @@ macro_rules! contract_tests {
             emails_are_unique_ignoring_case,
             external_users_are_created_once,
             refresh_tokens_are_single_use_and_expire,
+            signed_out_sessions_stay_revoked,
             api_keys_work_until_revoked,
         );
         $crate::contract_tests!(@each $fresh, videos:

@@ -116,6 +116,39 @@ pub(super) async fn take_refresh_token(store: &PgStore, token_sha256: &str) -> P
     Ok(UserId::from_uuid(user))
 }
 
+/// Drops the rows of sessions that have expired since (their cookies are refused anyway).
+pub(super) async fn revoke_session(
+    store: &PgStore,
+    id: &str,
+    expires_at: DateTime<Utc>,
+) -> PortResult<()> {
+    let mut tx = store.pool.begin().await.map_err(port_error)?;
+    sqlx::query("DELETE FROM revoked_sessions WHERE expires_at <= $1")
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .map_err(port_error)?;
+    sqlx::query(
+        "INSERT INTO revoked_sessions (id, expires_at) VALUES ($1, $2)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(port_error)?;
+    tx.commit().await.map_err(port_error)
+}
+
+pub(super) async fn session_revoked(store: &PgStore, id: &str) -> PortResult<bool> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM revoked_sessions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(port_error)?;
+    Ok(found.is_some())
+}
+
 pub(super) async fn create_api_key(store: &PgStore, key: &ApiKey) -> PortResult<()> {
     sqlx::query(
         "INSERT INTO api_keys

@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sorting",
         include_str!("../../migrations/postgres/0005_sorting.sql"),
     ),
+    (
+        6,
+        "sessions",
+        include_str!("../../migrations/postgres/0006_sessions.sql"),
+    ),
 ];
 
 /// The PostgreSQL repository and task queue. Clones share the pool and the queue's wake-ups (one

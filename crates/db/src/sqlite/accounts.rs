@@ -116,6 +116,39 @@ pub(super) async fn take_refresh_token(
         .map_err(|e| crate::error::corrupt("refresh_tokens.user_id", e))
 }
 
+/// Drops the rows of sessions that have expired since (their cookies are refused anyway).
+pub(super) async fn revoke_session(
+    store: &SqliteStore,
+    id: &str,
+    expires_at: DateTime<Utc>,
+) -> PortResult<()> {
+    let mut tx = store.pool.begin().await.map_err(port_error)?;
+    sqlx::query("DELETE FROM revoked_sessions WHERE expires_at <= ?")
+        .bind(micros(now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(port_error)?;
+    sqlx::query(
+        "INSERT INTO revoked_sessions (id, expires_at) VALUES (?, ?)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(micros(expires_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(port_error)?;
+    tx.commit().await.map_err(port_error)
+}
+
+pub(super) async fn session_revoked(store: &SqliteStore, id: &str) -> PortResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_sessions WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(port_error)?;
+    Ok(found.is_some())
+}
+
 pub(super) async fn create_api_key(store: &SqliteStore, key: &ApiKey) -> PortResult<()> {
     sqlx::query(
         "INSERT INTO api_keys

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sorting",
         include_str!("../../migrations/sqlite/0005_sorting.sql"),
     ),
+    (
+        6,
+        "sessions",
+        include_str!("../../migrations/sqlite/0006_sessions.sql"),
+    ),
 ];
 
 /// The SQLite repository and task queue. Clones share the pool and the queue's wake-up signal,
