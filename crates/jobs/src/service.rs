@@ -521,11 +521,14 @@ impl UploadListener for JobService {
         if let Some(watch) = self.watch_of(key) {
             return self.register(&watch.clone(), key, size).await;
         }
-        if self.intakes.iter().any(|i| i.names_input(key)) {
-            return Ok(UploadOutcome::NotAnUpload);
-        }
-        let Some(video) = self.video_of(key).await? else {
-            return Ok(UploadOutcome::NotAnUpload);
+        let video = match self.video_of(key).await {
+            Ok(Some(video)) => video,
+            Ok(None) => return Ok(UploadOutcome::NotAnUpload),
+            // A file an intake's message will name (its S3 event is no upload of a video).
+            Err(PortError::NotFound) if self.intakes.iter().any(|i| i.names_input(key)) => {
+                return Ok(UploadOutcome::NotAnUpload);
+            }
+            Err(e) => return Err(e),
         };
         Ok(JobService::uploaded(self, &video, Some(size))
             .await?
