@@ -91,7 +91,14 @@ async fn connect_migrates_once_and_reconnects() {
             .expect("the migrations table");
     assert_eq!(
         applied,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     again.close().await;
 
