@@ -130,20 +130,10 @@ impl ChunkConsumer {
 
     /// Runs until `shutdown`; chunks being stored when it comes are finished first.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(250);
-        while !shutdown.is_cancelled() {
-            match self.session(&shutdown).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(%error, queue = %self.config.queue, "chunk consumer: retrying");
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = shutdown.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
+        crate::reconnecting("chunk consumer", &self.config.queue, &shutdown, || {
+            self.session(&shutdown)
+        })
+        .await;
     }
 
     /// One connection's worth of consuming; `Ok` when shut down.

@@ -19,3 +19,31 @@ pub mod chunks;
 pub mod contract;
 pub mod requests;
 pub mod sqs;
+
+/// Runs `session` (one connection's worth of consuming; `Ok` once shut down) until it ends well
+/// or `shutdown`, waiting 0.25 s doubling to 30 s after each failure: a broker restarting or out
+/// of reach is waited for, never given up on.
+pub(crate) async fn reconnecting<F, Fut>(
+    what: &str,
+    queue: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+    mut session: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), lapin::Error>>,
+{
+    let mut backoff = std::time::Duration::from_millis(250);
+    while !shutdown.is_cancelled() {
+        match session().await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, queue, retry_in = ?backoff, "{what}: reconnecting")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+    }
+}

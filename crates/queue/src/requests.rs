@@ -125,20 +125,10 @@ impl RequestConsumer {
 
     /// Runs until `shutdown`; requests being handled when it comes are finished first.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(250);
-        while !shutdown.is_cancelled() {
-            match self.session(&shutdown).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(%error, queue = %self.config.queue, "request consumer: retrying");
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = shutdown.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
+        crate::reconnecting("request consumer", &self.config.queue, &shutdown, || {
+            self.session(&shutdown)
+        })
+        .await;
     }
 
     /// One connection's worth of consuming; `Ok` when shut down.
