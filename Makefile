@@ -75,6 +75,9 @@ bench: deps
 	bench/queue
 	bench/uploads
 	bench/qc
+	bench/package
+	bench/merge
+	bench/scenes
 
 ## make chaos: the chaos suite of #11 (chaos/run, ~2.5 min): jobs through SIGKILLs, storage and
 ## database outages and failing ffprobe runs, then every invariant checked; prints the figures.
