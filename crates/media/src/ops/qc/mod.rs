@@ -166,16 +166,25 @@ fn graph(options: &QcOptions, streams: Streams) -> Option<(String, Vec<&'static 
     let mut chains = Vec::new();
     let mut outputs = Vec::new();
     if let Some(index) = streams.video {
+        // Two branches of the decoded frames (split copies no pixels). Black and frozen
+        // pictures are judged on every 4th pixel of every 4th line (nearest neighbour: the
+        // pixels themselves, not averages, so the share of dark pixels and the frame-to-frame
+        // differences keep their meaning) at a 16th of the cost; interlacing is judged on the
+        // luma plane at full size (combing shows there; the chroma planes added half again).
+        // Every frame passes through idet, whose printout also gives every frame's time.
         chains.push(format!(
-            "[0:{index}]blackdetect=d={}:pix_th={},freezedetect=n={}dB:d={},\
-             metadata=mode=print:file={VIDEO_FILE},idet,\
-             metadata=mode=print:key=lavfi.idet.multiple.current_frame:file={FIELDS_FILE}[v]",
+            "[0:{index}]split=2[full][sampled];\
+             [sampled]scale=w='max(16,trunc(iw/4))':h='max(16,trunc(ih/4))':flags=neighbor,\
+             blackdetect=d={}:pix_th={},freezedetect=n={}dB:d={},\
+             metadata=mode=print:file={VIDEO_FILE}[v];\
+             [full]extractplanes=y,idet,\
+             metadata=mode=print:key=lavfi.idet.multiple.current_frame:file={FIELDS_FILE}[f]",
             options.black_min_duration,
             options.black_pixel_threshold,
             options.freeze_noise_db,
             options.freeze_min_duration,
         ));
-        outputs.push("[v]");
+        outputs.extend(["[v]", "[f]"]);
     }
     if let Some(index) = streams.audio {
         chains.push(format!(
@@ -348,11 +357,12 @@ mod tests {
             audio: Some(1),
         };
         let (graph, outputs) = graph(&QcOptions::default(), streams).expect("a graph");
-        assert_eq!(outputs, ["[v]", "[a]"]);
+        assert_eq!(outputs, ["[v]", "[f]", "[a]"]);
         for filter in [
-            "[0:0]blackdetect=d=1:pix_th=0.1",
+            "[0:0]split=2[full][sampled]",
+            "flags=neighbor,blackdetect=d=1:pix_th=0.1",
             "freezedetect=n=-60dB:d=2",
-            "idet",
+            "[full]extractplanes=y,idet",
             "[0:1]silencedetect=n=-60dB:d=2",
             "ebur128=peak=true:metadata=1",
         ] {
