@@ -113,6 +113,21 @@ fn matches(pieces: &[Piece], key: &str) -> bool {
     }
 }
 
+/// The text `pieces` make, each field's value given by `value`.
+fn fill(
+    pieces: Vec<Piece>,
+    mut value: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut text = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Text(t) => text.push_str(&t),
+            Piece::Field(f) => text.push_str(&value(&f)?),
+        }
+    }
+    Ok(text)
+}
+
 /// What a message asks of an intake: the inputs' keys and the parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -165,32 +180,27 @@ impl Intake {
                 None => Err(format!("the message has no {field}")),
             }
         };
+        // A key's field must name one file inside the key's folder.
+        let file_name = |field: &str| -> Result<String, String> {
+            let value = text(field)?;
+            let safe = !value.is_empty()
+                && value.len() <= 255
+                && value != "."
+                && value != ".."
+                && !value.contains(['/', '\\'])
+                && !value.chars().any(char::is_control);
+            if safe {
+                Ok(value)
+            } else {
+                Err(format!(
+                    "{field} ({value:?}) cannot name a file: it must be 1 to 255 \
+                     characters without '/', '\\\\' or control characters, and not . or .."
+                ))
+            }
+        };
         let mut inputs = BTreeMap::new();
         for (input, template) in &self.inputs {
-            let mut key = String::new();
-            for piece in pieces(template)? {
-                match piece {
-                    Piece::Text(t) => key.push_str(&t),
-                    Piece::Field(f) => {
-                        let value = text(&f)?;
-                        let safe = !value.is_empty()
-                            && value.len() <= 255
-                            && value != "."
-                            && value != ".."
-                            && !value.contains(['/', '\\'])
-                            && !value.chars().any(char::is_control);
-                        if !safe {
-                            return Err(format!(
-                                "{f} ({value:?}) cannot name a file: it must be 1 to 255 \
-                                 characters without '/', '\\\\' or control characters, and \
-                                 not . or .."
-                            ));
-                        }
-                        key.push_str(&value);
-                    }
-                }
-            }
-            inputs.insert(input.clone(), key);
+            inputs.insert(input.clone(), fill(pieces(template)?, file_name)?);
         }
         let mut params = Map::new();
         for (name, value) in &self.params {
@@ -200,16 +210,7 @@ impl Intake {
                         .get(f)
                         .cloned()
                         .ok_or_else(|| format!("the message has no {f}"))?,
-                    _ => {
-                        let mut s = String::new();
-                        for piece in p {
-                            match piece {
-                                Piece::Text(t) => s.push_str(&t),
-                                Piece::Field(f) => s.push_str(&text(&f)?),
-                            }
-                        }
-                        Value::String(s)
-                    }
+                    _ => Value::String(fill(p, text)?),
                 },
                 None => value.clone(),
             };
@@ -308,13 +309,12 @@ fn list(names: &BTreeSet<&String>) -> String {
 pub struct Intakes {
     service: JobService,
     blobs: std::sync::Arc<dyn BlobStore>,
-    intakes: Vec<Intake>,
 }
 
 impl std::fmt::Debug for Intakes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Intakes")
-            .field("intakes", &self.intakes)
+            .field("intakes", &self.service.intakes)
             .finish_non_exhaustive()
     }
 }
@@ -322,11 +322,7 @@ impl std::fmt::Debug for Intakes {
 impl Intakes {
     /// The intakes of `service` (see [`JobService::with_intakes`]).
     pub fn new(service: JobService, blobs: std::sync::Arc<dyn BlobStore>) -> Self {
-        Self {
-            intakes: service.intakes.clone(),
-            service,
-            blobs,
-        }
+        Self { service, blobs }
     }
 
     fn refused(reason: &'static str, message: impl Into<String>) -> RequestError {
@@ -408,8 +404,9 @@ impl RequestListener for Intakes {
                 ));
             }
         };
-        let Some(intake) = self.intakes.iter().find(|i| i.fits(&message)) else {
+        let Some(intake) = self.service.intakes.iter().find(|i| i.fits(&message)) else {
             let expected: Vec<String> = self
+                .service
                 .intakes
                 .iter()
                 .map(|i| {
@@ -429,6 +426,8 @@ impl RequestListener for Intakes {
             .render(&message)
             .map_err(|e| Self::refused("invalid-argument", e))?;
         let source = RecipeSource::Named(intake.recipe.clone());
+        // `create_as` checks again; this first check refuses a bad parameter before any input
+        // video is made for the message.
         if let Err(problems) = self.service.check(source.clone(), &rendered.params) {
             return Err(Self::refused("invalid-argument", problems.to_string()));
         }

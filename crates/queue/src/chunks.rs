@@ -391,7 +391,7 @@ fn header_text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
 }
 
 /// A header as a non-negative integer, whatever width or text form the publisher used.
-fn header_number(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
+pub(crate) fn header_number(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
     match header(headers, name)? {
         AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes())
             .ok()?

@@ -35,9 +35,12 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use vidsnap_domain::{RequestError, RequestListener, RequestOutcome};
 
-use crate::amqp::{
-    REASON_HEADER,
-    topology::{self, Names},
+use crate::{
+    amqp::{
+        REASON_HEADER,
+        topology::{self, Names},
+    },
+    chunks::header_number,
 };
 
 /// The header counting a request's tries before this copy.
@@ -340,22 +343,7 @@ impl Handler {
     }
 }
 
-fn count(outcome: &'static str) {
+/// Counts a job request's outcome (`vidsnap_job_requests_total`), on either transport.
+pub(crate) fn count(outcome: &'static str) {
     metrics::counter!("vidsnap_job_requests_total", "outcome" => outcome).increment(1);
-}
-
-fn header_number(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
-    let value = headers?.inner().get(name)?;
-    let wide = match value {
-        AMQPValue::ShortShortUInt(v) => u64::from(*v),
-        AMQPValue::ShortUInt(v) => u64::from(*v),
-        AMQPValue::LongUInt(v) => u64::from(*v),
-        AMQPValue::ShortShortInt(v) => u64::try_from(*v).ok()?,
-        AMQPValue::ShortInt(v) => u64::try_from(*v).ok()?,
-        AMQPValue::LongInt(v) => u64::try_from(*v).ok()?,
-        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok()?,
-        AMQPValue::Timestamp(v) => *v,
-        _ => return None,
-    };
-    Some(wide)
 }

@@ -21,10 +21,17 @@ fn credentials() -> Value {
 /// Registers Ada and signs her browser in from a page of `OWN` (or the `origin` in `extra`);
 /// returns the access token and the `Set-Cookie` value.
 async fn signed_in(app: &TestApp, extra: &[(&str, String)]) -> (String, String) {
-    let anyone = app.client(None);
-    let tokens = anyone
+    let tokens = app
+        .client(None)
         .call(S::CREATED, "POST /v1/auth/register", Some(credentials()))
         .await;
+    let cookie = browser_sign_in(app, extra).await;
+    (tokens["access_token"].as_str().unwrap().to_owned(), cookie)
+}
+
+/// Signs Ada's (registered) browser in from a page of `OWN` (or the `origin` in `extra`);
+/// returns the `Set-Cookie` value. Each call is another browser's session.
+async fn browser_sign_in(app: &TestApp, extra: &[(&str, String)]) -> String {
     let mut headers = vec![
         ("content-type", "application/json".to_owned()),
         ("host", HOST.to_owned()),
@@ -33,26 +40,6 @@ async fn signed_in(app: &TestApp, extra: &[(&str, String)]) -> (String, String) 
         headers.push(("origin", OWN.to_owned()));
     }
     headers.extend(extra.iter().cloned());
-    let answer = anyone
-        .call_raw(
-            S::OK,
-            "POST /v1/auth/session",
-            &headers,
-            credentials().to_string().into_bytes(),
-        )
-        .await;
-    assert_eq!(answer.body["email"], "ada@example.com");
-    let cookie = answer.headers["set-cookie"].to_str().unwrap().to_owned();
-    (tokens["access_token"].as_str().unwrap().to_owned(), cookie)
-}
-
-/// Ada signs in from another browser (already registered); returns its `Set-Cookie`.
-async fn signed_in_again(app: &TestApp) -> String {
-    let headers = vec![
-        ("content-type", "application/json".to_owned()),
-        ("host", HOST.to_owned()),
-        ("origin", OWN.to_owned()),
-    ];
     let answer = app
         .client(None)
         .call_raw(
@@ -62,6 +49,7 @@ async fn signed_in_again(app: &TestApp) -> String {
             credentials().to_string().into_bytes(),
         )
         .await;
+    assert_eq!(answer.body["email"], "ada@example.com");
     answer.headers["set-cookie"].to_str().unwrap().to_owned()
 }
 
@@ -274,7 +262,7 @@ async fn signing_in_from_another_origin_is_refused_and_signing_out_revokes_the_s
     assert!(cleared.starts_with("vidsnap_session=;"), "{cleared}");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     // A copy of the signed-out cookie is refused; another browser's session is not.
-    let other_browser = signed_in_again(&app).await;
+    let other_browser = browser_sign_in(&app, &[]).await;
     let gone = with_cookie(&app, S::UNAUTHORIZED, "GET /v1/me", &cookie, None, None).await;
     assert_eq!(gone.body["error"]["code"], "unauthorized");
     with_cookie(&app, S::OK, "GET /v1/me", &other_browser, None, None).await;

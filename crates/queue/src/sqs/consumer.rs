@@ -355,8 +355,11 @@ impl S3EventConsumer {
     /// Handles every record of a message body.
     async fn settle(&self, id: &str, body: String, sent_at: DateTime<Utc>) -> Settled {
         match parse_message(&body) {
-            Err(_) if self.requests.is_some() && !is_s3_shaped(&body) => {
-                self.request(id, body, sent_at).await
+            Err(_)
+                if !is_s3_shaped(&body)
+                    && let Some(requests) = &self.requests =>
+            {
+                self.request(requests.as_ref(), id, body, sent_at).await
             }
             Err(e) => {
                 tracing::warn!(message = %id, error = %e, "dead-lettering a message that is not an S3 event");
@@ -380,29 +383,32 @@ impl S3EventConsumer {
     }
 
     /// Hands a job request to the listener: `Delete` once it made its job or was dead-lettered.
-    async fn request(&self, id: &str, body: String, sent_at: DateTime<Utc>) -> Settled {
-        let Some(requests) = &self.requests else {
-            return self.dead_letter(body, "not-an-s3-event").await;
-        };
+    async fn request(
+        &self,
+        requests: &dyn RequestListener,
+        id: &str,
+        body: String,
+        sent_at: DateTime<Utc>,
+    ) -> Settled {
         match requests.requested(&body, sent_at).await {
             Ok(RequestOutcome::Created(job)) => {
                 tracing::info!(message = %id, %job, "job request: job created");
-                count_request("created");
+                crate::requests::count("created");
                 Settled::Delete
             }
             Ok(RequestOutcome::Duplicate(job)) => {
                 tracing::info!(message = %id, %job, "job request delivered again: its job exists");
-                count_request("duplicate");
+                crate::requests::count("duplicate");
                 Settled::Delete
             }
             Err(RequestError::Refused { reason, message }) => {
                 tracing::warn!(message = %id, reason, why = %message, "dead-lettering a job request");
-                count_request(reason);
+                crate::requests::count(reason);
                 self.dead_letter(body, reason).await
             }
             Err(RequestError::Retry(why)) => {
                 tracing::warn!(message = %id, %why, "job request left for redelivery");
-                count_request("retry");
+                crate::requests::count("retry");
                 Settled::Leave
             }
         }
@@ -490,10 +496,6 @@ impl S3EventConsumer {
 
 fn count(outcome: &'static str) {
     metrics::counter!("vidsnap_s3_events_total", "outcome" => outcome).increment(1);
-}
-
-fn count_request(outcome: &'static str) {
-    metrics::counter!("vidsnap_job_requests_total", "outcome" => outcome).increment(1);
 }
 
 /// Whether `body` looks like an S3 event or SNS envelope (malformed or not): those are never
